@@ -1,0 +1,93 @@
+//! GoAlloc: goalloc as Rust's global allocator.
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static A: goalloc::GoAlloc = goalloc::GoAlloc;
+//! ```
+//!
+//! Layouts with an alignment of at most 16 go through the size-class path, and their
+//! `dealloc` uses the layout's size to find the class without the page-map lookup.
+
+use core::alloc::{GlobalAlloc, Layout};
+
+/// The goalloc global allocator.
+pub struct GoAlloc;
+
+/// The size whose class serves `layout` when its alignment is at most 16: a class of at
+/// least 16 bytes is 16-aligned, one of at least 8 bytes is 8-aligned.
+#[inline(always)]
+fn class_size(layout: Layout) -> usize {
+    layout.size().max(layout.align())
+}
+
+#[inline(always)]
+fn by_class(layout: Layout) -> bool {
+    layout.align() <= 16
+}
+
+// SAFETY: every method returns memory that meets the layout, or null on failure, and
+// frees only what this allocator handed out (the GlobalAlloc contract).
+unsafe impl GlobalAlloc for GoAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if by_class(layout) {
+            // SAFETY: plain allocation.
+            unsafe { crate::malloc(class_size(layout)) }
+        } else {
+            // SAFETY: align is a power of two (Layout guarantees it).
+            unsafe { crate::aligned_alloc(layout.align(), layout.size()) }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if by_class(layout) {
+            // SAFETY: ptr came from `alloc`/`realloc` with this layout, i.e. from
+            // malloc(class_size(layout)).
+            unsafe { crate::free_sized(ptr, class_size(layout)) }
+        } else {
+            // SAFETY: ptr came from this allocator.
+            unsafe { crate::free(ptr) }
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if by_class(layout) {
+            // SAFETY: plain allocation; large spans fresh from the OS are not cleared again.
+            unsafe { crate::calloc(1, class_size(layout)) }
+        } else {
+            // SAFETY: as `alloc`.
+            let p = unsafe { self.alloc(layout) };
+            if !p.is_null() {
+                // SAFETY: p holds layout.size() bytes.
+                unsafe { p.write_bytes(0, layout.size()) };
+            }
+            p
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new_class_size = new_size.max(layout.align());
+        if by_class(layout) && new_size != 0 {
+            // crate::realloc keeps the object when the class is unchanged, and otherwise
+            // allocates with malloc(new_class_size), matching what dealloc will assume.
+            // SAFETY: ptr is a live object of this allocator.
+            return unsafe { crate::realloc(ptr, new_class_size) };
+        }
+        // SAFETY: the new layout is valid because the caller promises new_size does not
+        // overflow isize when rounded up to the alignment.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: as `alloc`.
+        let q = unsafe { self.alloc(new_layout) };
+        if !q.is_null() {
+            // SAFETY: both blocks hold at least min(old, new) bytes and are distinct.
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        q
+    }
+}

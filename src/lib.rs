@@ -1,0 +1,398 @@
+//! goalloc: a `malloc` with the structure of the Go runtime's allocator.
+//!
+//! # Hierarchy
+//!
+//! ```text
+//!  malloc(n) ──► size class ──► mcache (per thread, no locks)
+//!                                  │ list empty / too long: move a batch
+//!                                  ▼
+//!                              mcentral (per class: spans, ready batches; one lock)
+//!                                  │ needs a span / span fully free
+//!                                  ▼
+//!  n > 32 KiB ───────────────► mheap (8 KiB pages, spans, arenas, page map; one lock)
+//!                                  │
+//!                                  ▼
+//!                                 os (reserve, map, release, free)
+//! ```
+//!
+//! Calls go downward only: `lib`/`global_alloc` → `mcache` → `mcentral` → `mheap` → `os`.
+//! The page map (`pagemap`) answers, for any address, whether it is ours and which span and
+//! size class it belongs to.
+//!
+//! # Paths
+//!
+//! 1. **Small malloc** (≤ 32 KiB): the size indexes a table giving its class (Go's
+//!    `size_to_class8`/`size_to_class128`); the object is popped from the thread's free
+//!    list for that class. No lock, no atomic read-modify-write, no system call.
+//! 2. When the list is empty, the mcache takes a chain of objects from the class's
+//!    mcentral: a ready batch if one is cached, otherwise objects cut from its partial
+//!    spans, otherwise from a new span that mcentral gets from mheap.
+//! 3. **Small free**: two loads in the page map give the object's class; the object is
+//!    pushed on the freeing thread's list, whichever thread allocated it. When the list
+//!    passes its limit, a batch goes back to mcentral (whole, to the ready batches, or
+//!    object by object to its spans). A span whose objects are all back returns to mheap.
+//! 4. **Large** (> 32 KiB): a span of whole pages from mheap, found on the free lists by
+//!    length (best fit), else by mapping more of the current arena, else by reserving new
+//!    arenas. Free returns it and coalesces it with free neighbours.
+//! 5. **Zeroing**: spans know whether their pages may hold old data (`needzero`): pages
+//!    fresh from the OS or released with `MADV_DONTNEED` are zero, so `calloc` of a large
+//!    object does not clear them again.
+//! 6. **realloc** stays in place when the new size has the same class, or for large
+//!    objects the same pages, fewer pages, or more pages that are free right after.
+//!
+//! # Memory states
+//!
+//! Address space is None → Reserved (arena reserved, `PROT_NONE`) → Ready (mapped, in
+//! spans) → Released (a free span's pages returned with `madvise`) and back to Ready when
+//! reused; see `os`. Free spans record when they were freed and whether they are released.
+//!
+//! # Lock order
+//!
+//! `mcentral[c].lock` (one class at a time) → `mheap.lock`. The fixed-size allocator for
+//! spans is guarded by `mheap.lock`. No lock is held while calling into the program or
+//! while another class's lock is taken. `fork()` takes every lock in this order first
+//! (`pthread_atfork`), so the child starts with a consistent heap.
+//!
+//! # Glossary
+//!
+//! | name | meaning |
+//! | --- | --- |
+//! | page | 8 KiB, the unit of mheap |
+//! | span (`MSpan`) | contiguous pages: free, one large object, or objects of one class |
+//! | size class | one of 66 object sizes, 8 B .. 32 KiB (class 0: large) |
+//! | mcache | a thread's free lists, one per class |
+//! | mcentral | per class: partial and full spans, ready batches |
+//! | mheap | the page heap: arenas, free spans, large objects |
+//! | arena | 64 MiB of reserved address space; its metadata lives outside it |
+//! | batch | a chain of `CLASS_BATCH[c]` objects moved at once between mcache and mcentral |
+
+#![allow(clippy::missing_safety_doc)]
+
+pub mod fixalloc;
+mod global_alloc;
+pub mod mcache;
+pub mod mcentral;
+pub mod mheap;
+pub mod os;
+pub mod pagemap;
+pub mod sizeclass;
+pub mod span;
+pub mod sync;
+
+pub use global_alloc::GoAlloc;
+
+use core::ptr;
+use core::sync::atomic::{AtomicU8, Ordering};
+use mcentral::CENTRAL;
+use mheap::HEAP;
+use sizeclass::{size_to_class, CLASS_ALIGN, CLASS_SIZE, MAX_SMALL_SIZE, NUM_CLASSES, PAGE_SIZE};
+use span::SpanState;
+
+const UNINIT: u8 = 0;
+const INITIALIZING: u8 = 1;
+const READY: u8 = 2;
+static INIT_STATE: AtomicU8 = AtomicU8::new(UNINIT);
+
+/// Initialises the allocator: idempotent, allocation-free, safe from any thread. Returns
+/// false when the OS refused the page map's address space.
+#[inline]
+pub fn init() -> bool {
+    INIT_STATE.load(Ordering::Acquire) == READY || init_slow()
+}
+
+#[cold]
+#[inline(never)]
+fn init_slow() -> bool {
+    match INIT_STATE.compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire) {
+        Ok(_) => {
+            if !(pagemap::init() && mcache::init()) {
+                INIT_STATE.store(UNINIT, Ordering::Release);
+                return false;
+            }
+            INIT_STATE.store(READY, Ordering::Release);
+            // After READY: pthread_atfork may allocate, which must then find us ready.
+            // SAFETY: the handlers are valid extern "C" fns that stay loaded.
+            unsafe {
+                libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child))
+            };
+            true
+        }
+        Err(_) => {
+            while INIT_STATE.load(Ordering::Acquire) == INITIALIZING {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+            INIT_STATE.load(Ordering::Acquire) == READY
+        }
+    }
+}
+
+extern "C" fn fork_prepare() {
+    for c in CENTRAL.iter().skip(1) {
+        c.lock.lock();
+    }
+    HEAP.lock.lock();
+}
+
+extern "C" fn fork_parent() {
+    HEAP.lock.unlock();
+    for c in CENTRAL.iter().skip(1).rev() {
+        c.lock.unlock();
+    }
+}
+
+extern "C" fn fork_child() {
+    // The child's only thread took these locks in fork_prepare.
+    HEAP.lock.reset_after_fork();
+    for c in CENTRAL.iter().skip(1) {
+        c.lock.reset_after_fork();
+    }
+}
+
+/// Allocates `size` bytes: 16-byte aligned from 16 bytes up, 8-byte aligned below.
+/// Returns null when out of memory; `size == 0` gives a unique pointer.
+///
+/// # Safety
+/// Safe to call from anywhere; `unsafe` because the result is raw memory.
+#[inline]
+pub unsafe fn malloc(size: usize) -> *mut u8 {
+    if size <= MAX_SMALL_SIZE {
+        mcache::alloc(size_to_class(size))
+    } else {
+        alloc_large(size, false)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_large(size: usize, zero: bool) -> *mut u8 {
+    if size > isize::MAX as usize || !init() {
+        return ptr::null_mut();
+    }
+    let s = HEAP.alloc_span(size.div_ceil(PAGE_SIZE), 0);
+    if s.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: s is a Large span now owned by this allocation.
+    unsafe {
+        let p = (*s).start as *mut u8;
+        if zero && (*s).needzero {
+            p.write_bytes(0, size);
+        }
+        (*s).needzero = true;
+        p
+    }
+}
+
+/// Frees an object from `malloc`, `calloc`, `realloc` or `aligned_alloc`. Null is ignored.
+/// A pointer that is not the start of one of our objects ends the process with a message.
+///
+/// # Safety
+/// `p` is null or was returned by this allocator and is not used again.
+#[inline]
+pub unsafe fn free(p: *mut u8) {
+    let class = pagemap::page_class(p as usize);
+    if class != 0 {
+        // SAFETY: the page map says p is in a Small span of this class.
+        unsafe { mcache::free(p, class) };
+    } else if !p.is_null() {
+        // SAFETY: forwarded contract.
+        unsafe { free_slow(p) };
+    }
+}
+
+/// Frees `p`, whose requested size (for `aligned_alloc`: with its alignment of at most 16
+/// folded in, see `GoAlloc`) is known to be `size`, saving the page-map lookup.
+///
+/// # Safety
+/// As `free`, and `p` was allocated by `malloc(size)` (or `realloc` to `size`).
+#[inline]
+pub unsafe fn free_sized(p: *mut u8, size: usize) {
+    if size <= MAX_SMALL_SIZE && !p.is_null() {
+        let class = size_to_class(size);
+        debug_assert_eq!(
+            pagemap::page_class(p as usize),
+            class,
+            "free_sized with a wrong size"
+        );
+        // SAFETY: p is an object of the class its size maps to (caller's contract).
+        unsafe { mcache::free(p, class) };
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { free(p) };
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(p: *mut u8) {
+    let s = pagemap::span_of(p as usize);
+    if s.is_null() {
+        os::fatal_ptr(
+            "free(): invalid pointer (not allocated by goalloc)",
+            p as usize,
+        );
+    }
+    // SAFETY: s is a span record (records live forever); the program owns its object.
+    unsafe {
+        match (*s).state {
+            SpanState::Large if (*s).start == p as usize => HEAP.free_span(s),
+            SpanState::Free => os::fatal_ptr("free(): double free or invalid pointer", p as usize),
+            _ => os::fatal_ptr(
+                "free(): invalid pointer (not the start of an object)",
+                p as usize,
+            ),
+        }
+    }
+}
+
+/// Allocates `n * size` zeroed bytes; null when the product overflows or out of memory.
+///
+/// # Safety
+/// As `malloc`.
+pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
+    let Some(total) = n.checked_mul(size) else {
+        return ptr::null_mut();
+    };
+    if total <= MAX_SMALL_SIZE {
+        let p = mcache::alloc(size_to_class(total));
+        if !p.is_null() {
+            // SAFETY: p has at least `total` bytes.
+            unsafe { p.write_bytes(0, total) };
+        }
+        p
+    } else {
+        alloc_large(total, true)
+    }
+}
+
+/// The Large span that `p` starts, or an abort naming the caller.
+unsafe fn large_span_of(p: *mut u8, what: &str) -> *mut span::MSpan {
+    let s = pagemap::span_of(p as usize);
+    // SAFETY: span records live forever; a valid pointer's span is owned by the program.
+    if s.is_null() || unsafe { (*s).state != SpanState::Large || (*s).start != p as usize } {
+        os::fatal_ptr(what, p as usize);
+    }
+    s
+}
+
+/// Usable bytes of the object at `p` (at least what was requested); 0 for null.
+///
+/// # Safety
+/// `p` is null or a live object of this allocator.
+pub unsafe fn usable_size(p: *const u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    let class = pagemap::page_class(p as usize);
+    if class != 0 {
+        return CLASS_SIZE[class] as usize;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { (*large_span_of(p as *mut u8, "malloc_usable_size(): invalid pointer")).bytes() }
+}
+
+/// Resizes the object at `p` to `size` bytes, keeping its contents up to the smaller size.
+/// `realloc(null, n)` is `malloc(n)`; `realloc(p, 0)` frees `p` and returns null (glibc's
+/// behaviour). On failure returns null and `p` stays valid.
+///
+/// # Safety
+/// `p` is null or a live object of this allocator; on success `p` must not be used again.
+pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    if p.is_null() {
+        // SAFETY: plain allocation.
+        return unsafe { malloc(size) };
+    }
+    if size == 0 {
+        // SAFETY: forwarded contract.
+        unsafe { free(p) };
+        return ptr::null_mut();
+    }
+    let class = pagemap::page_class(p as usize);
+    let old_size = if class != 0 {
+        if size <= MAX_SMALL_SIZE && size_to_class(size) == class {
+            return p;
+        }
+        CLASS_SIZE[class] as usize
+    } else {
+        // SAFETY: forwarded contract.
+        let s = unsafe { large_span_of(p, "realloc(): invalid pointer") };
+        if size > MAX_SMALL_SIZE {
+            if size > isize::MAX as usize {
+                return ptr::null_mut();
+            }
+            // SAFETY: s is the Large span of the live object p.
+            if unsafe { HEAP.resize_large(s, size.div_ceil(PAGE_SIZE)) } {
+                return p;
+            }
+        }
+        // SAFETY: as above.
+        unsafe { (*s).bytes() }
+    };
+    // SAFETY: plain allocation.
+    let q = unsafe { malloc(size) };
+    if !q.is_null() {
+        // SAFETY: both objects hold at least min(old, new) bytes and do not overlap.
+        unsafe {
+            ptr::copy_nonoverlapping(p, q, old_size.min(size));
+            free(p);
+        }
+    }
+    q
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two; otherwise null).
+///
+/// # Safety
+/// As `malloc`.
+pub unsafe fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
+    if !align.is_power_of_two() {
+        return ptr::null_mut();
+    }
+    if align <= 8 {
+        // SAFETY: plain allocation.
+        return unsafe { malloc(size) };
+    }
+    let want = size.max(align);
+    if want <= MAX_SMALL_SIZE && align <= PAGE_SIZE {
+        // The smallest class at least `want` whose objects all have the alignment.
+        let mut class = size_to_class(want);
+        while class < NUM_CLASSES {
+            if CLASS_ALIGN[class] as usize >= align {
+                return mcache::alloc(class);
+            }
+            class += 1;
+        }
+    }
+    alloc_large_aligned(align, size)
+}
+
+#[cold]
+fn alloc_large_aligned(align: usize, size: usize) -> *mut u8 {
+    if size > isize::MAX as usize || align > isize::MAX as usize / 2 || !init() {
+        return ptr::null_mut();
+    }
+    let npages = size.div_ceil(PAGE_SIZE).max(1);
+    let s = HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE));
+    if s.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: s is a Large span owned by this allocation.
+    unsafe {
+        (*s).needzero = true;
+        (*s).start as *mut u8
+    }
+}
+
+/// Checks every invariant the allocator can check from here: mheap's free lists and
+/// counters, every mcentral's spans and batches, and the calling thread's mcache.
+pub fn validate() {
+    if !init() {
+        return;
+    }
+    HEAP.validate();
+    for (class, c) in CENTRAL.iter().enumerate().skip(1) {
+        c.validate(class);
+    }
+    mcache::validate_current();
+}

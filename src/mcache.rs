@@ -1,0 +1,306 @@
+//! mcache: a thread's private cache of free objects, one list per size class.
+//!
+//! The fast paths pop from and push onto a singly linked list in thread-local storage:
+//! no lock, no atomic read-modify-write, no system call. A list refills from mcentral
+//! when empty and flushes a batch back when it grows past `max_len`.
+//!
+//! `max_len` adapts as tcmalloc's does: it starts small and doubles on each refill up to
+//! the class's batch size, then grows by a batch at a time while the thread keeps
+//! refilling; a list that keeps overflowing past one batch shrinks by a batch. The sum of
+//! `max_len × object size` over all lists never exceeds `MAX_CACHE_BYTES`, which bounds
+//! what one thread can hold. When a thread exits, a `pthread_key` destructor flushes its
+//! lists back to mcentral.
+
+use crate::mcentral::CENTRAL;
+use crate::sizeclass::{CLASS_BATCH, CLASS_SIZE, NUM_CLASSES};
+use crate::span::FreeObject;
+use core::cell::UnsafeCell;
+use core::ptr;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Bytes one thread's cache may hold: the bound on `Σ max_len × size`.
+pub const MAX_CACHE_BYTES: usize = 2 << 20;
+/// The longest a list may grow, in objects.
+const MAX_LIST_LEN: u32 = 8192;
+
+#[repr(C)]
+pub struct FreeList {
+    pub head: *mut FreeObject,
+    pub len: u32,
+    /// Flush when `len` exceeds this. 0 until the thread is registered, so that the first
+    /// free of each class takes the slow path.
+    pub max_len: u32,
+}
+
+pub struct MCache {
+    pub lists: [FreeList; NUM_CLASSES],
+    /// Overflows in a row past one batch, per class (tcmalloc's `length_overages`).
+    overages: [u8; NUM_CLASSES],
+    /// `Σ max_len × size`.
+    budget_used: usize,
+    /// The pthread key's value is set, so the destructor will run at thread exit.
+    registered: bool,
+}
+
+thread_local! {
+    static CACHE: UnsafeCell<MCache> = const {
+        UnsafeCell::new(MCache {
+            lists: [const { FreeList { head: ptr::null_mut(), len: 0, max_len: 0 } }; NUM_CLASSES],
+            overages: [0; NUM_CLASSES],
+            budget_used: 0,
+            registered: false,
+        })
+    };
+}
+
+/// The key whose destructor flushes a thread's cache; `u32::MAX` before `init`.
+static CACHE_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Creates the thread-exit key. Called once from `crate::init`; allocation-free.
+pub fn init() -> bool {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: key is a valid out-parameter; the destructor is a valid extern "C" fn.
+    if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } != 0 {
+        return false;
+    }
+    CACHE_KEY.store(key, Ordering::Release);
+    true
+}
+
+/// This thread's cache.
+#[inline(always)]
+fn cache() -> *mut MCache {
+    CACHE.with(|c| c.get())
+}
+
+/// Pops an object of class `class`, or null when out of memory.
+#[inline(always)]
+pub fn alloc(class: usize) -> *mut u8 {
+    let c = cache();
+    // SAFETY: c is this thread's cache; only this thread touches it, and class < NUM_CLASSES.
+    unsafe {
+        let l = (*c).lists.get_unchecked_mut(class);
+        let o = l.head;
+        if !o.is_null() {
+            l.head = (*o).next;
+            l.len -= 1;
+            return o as *mut u8;
+        }
+        (*c).refill(class)
+    }
+}
+
+/// Pushes a freed object of class `class`.
+///
+/// # Safety
+/// `p` is an allocated object of class `class` that the program no longer uses.
+#[inline(always)]
+pub unsafe fn free(p: *mut u8, class: usize) {
+    let c = cache();
+    let l = (*c).lists.get_unchecked_mut(class);
+    let o = p as *mut FreeObject;
+    (*o).next = l.head;
+    l.head = o;
+    l.len += 1;
+    if l.len > l.max_len {
+        (*c).overflow(class);
+    }
+}
+
+impl MCache {
+    #[cold]
+    fn register(&mut self) {
+        if !crate::init() {
+            return;
+        }
+        // Set first: pthread_setspecific may itself call malloc (keys past the first block).
+        self.registered = true;
+        let me: *mut MCache = self;
+        // SAFETY: the key was created by init; the value is this thread's cache.
+        unsafe { libc::pthread_setspecific(CACHE_KEY.load(Ordering::Acquire), me as *const _) };
+    }
+
+    /// Registers the thread if needed and gives list `class` a limit of at least 1.
+    #[inline]
+    fn prepare(&mut self, class: usize) {
+        if !self.registered {
+            self.register();
+        }
+        let l = &mut self.lists[class];
+        if l.max_len == 0 {
+            l.max_len = 1;
+            self.budget_used += CLASS_SIZE[class] as usize;
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    unsafe fn refill(&mut self, class: usize) -> *mut u8 {
+        self.prepare(class);
+        let batch = CLASS_BATCH[class] as u32;
+        let l = &mut self.lists[class];
+        let want = l.max_len.clamp(1, batch);
+        let (head, n) = CENTRAL[class].refill(class, want);
+        if n == 0 {
+            return ptr::null_mut();
+        }
+        // The list is empty: the chain minus its first object becomes the list.
+        l.head = (*head).next;
+        l.len = n - 1;
+        self.grow_max_len(class);
+        head as *mut u8
+    }
+
+    fn grow_max_len(&mut self, class: usize) {
+        let batch = CLASS_BATCH[class] as u32;
+        let size = CLASS_SIZE[class] as usize;
+        let l = &mut self.lists[class];
+        let new = if l.max_len < batch {
+            (l.max_len * 2).min(batch)
+        } else {
+            (l.max_len + batch).min(MAX_LIST_LEN.max(batch))
+        };
+        if new <= l.max_len {
+            return;
+        }
+        let extra = (new - l.max_len) as usize * size;
+        if self.budget_used + extra > MAX_CACHE_BYTES {
+            // Make room for the next time; this list keeps its limit for now.
+            // SAFETY: called on this thread's own cache.
+            unsafe { self.shrink_all() };
+            return;
+        }
+        self.budget_used += extra;
+        self.lists[class].max_len = new;
+    }
+
+    /// Called when a push made `len > max_len`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn overflow(&mut self, class: usize) {
+        self.prepare(class);
+        let batch = CLASS_BATCH[class] as u32;
+        let size = CLASS_SIZE[class] as usize;
+        let n = self.lists[class].len.min(batch);
+        self.release(class, n);
+        let l = &mut self.lists[class];
+        if l.max_len < batch {
+            if self.budget_used + size <= MAX_CACHE_BYTES {
+                l.max_len += 1;
+                self.budget_used += size;
+            }
+        } else if l.max_len > batch {
+            self.overages[class] += 1;
+            if self.overages[class] > 3 {
+                l.max_len -= batch;
+                self.budget_used -= batch as usize * size;
+                self.overages[class] = 0;
+                let excess = l.len.saturating_sub(l.max_len);
+                self.release(class, excess);
+            }
+        }
+    }
+
+    /// Moves the first `n` objects of list `class` to mcentral.
+    unsafe fn release(&mut self, class: usize, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let l = &mut self.lists[class];
+        debug_assert!(n <= l.len);
+        let first = l.head;
+        let mut last = first;
+        for _ in 1..n {
+            last = (*last).next;
+        }
+        l.head = (*last).next;
+        l.len -= n;
+        (*last).next = ptr::null_mut();
+        CENTRAL[class].flush(class, first, n);
+    }
+
+    /// Halves every list's limit (and contents) to make room under the byte bound.
+    #[cold]
+    unsafe fn shrink_all(&mut self) {
+        for class in 1..NUM_CLASSES {
+            let size = CLASS_SIZE[class] as usize;
+            let l = &mut self.lists[class];
+            if l.max_len <= 1 {
+                continue;
+            }
+            let new = l.max_len / 2;
+            self.budget_used -= (l.max_len - new) as usize * size;
+            l.max_len = new;
+            if l.len > new {
+                let n = l.len - new;
+                self.release(class, n);
+            }
+        }
+    }
+
+    /// Returns every cached object to mcentral and forgets the limits.
+    pub unsafe fn flush_all(&mut self) {
+        for class in 1..NUM_CLASSES {
+            let n = self.lists[class].len;
+            self.release(class, n);
+            self.lists[class].max_len = 0;
+            self.overages[class] = 0;
+        }
+        self.budget_used = 0;
+        self.registered = false;
+    }
+
+    /// Objects held per class (for tests and statistics).
+    pub fn cached_bytes(&self) -> usize {
+        (1..NUM_CLASSES)
+            .map(|c| self.lists[c].len as usize * CLASS_SIZE[c] as usize)
+            .sum()
+    }
+
+    /// Checks each list's length, class and the byte bound.
+    pub fn validate(&self) {
+        let mut budget = 0;
+        for class in 1..NUM_CLASSES {
+            let l = &self.lists[class];
+            let mut n = 0;
+            let mut o = l.head;
+            while !o.is_null() {
+                assert_eq!(
+                    crate::pagemap::page_class(o as usize),
+                    class,
+                    "object on the right list"
+                );
+                n += 1;
+                assert!(n <= l.len, "list longer than its count");
+                // SAFETY: objects on this thread's lists are ours and free.
+                o = unsafe { (*o).next };
+            }
+            assert_eq!(n, l.len);
+            assert!(l.len <= l.max_len, "class {class}: list within its limit");
+            budget += l.max_len as usize * CLASS_SIZE[class] as usize;
+        }
+        assert_eq!(budget, self.budget_used);
+        assert!(budget <= MAX_CACHE_BYTES);
+    }
+}
+
+/// The pthread key destructor: the thread is exiting, its objects go back to mcentral.
+/// If a later destructor allocates again, the cache re-registers and this runs again
+/// (glibc repeats destructors up to `PTHREAD_DESTRUCTOR_ITERATIONS` times).
+extern "C" fn thread_exit(value: *mut libc::c_void) {
+    let c = value as *mut MCache;
+    // SAFETY: the value is this exiting thread's own cache, set by `register`.
+    unsafe { (*c).flush_all() };
+}
+
+/// Flushes the calling thread's cache (tests, and `malloc_trim` later).
+pub fn flush_current() {
+    // SAFETY: the calling thread's own cache.
+    unsafe { (*cache()).flush_all() };
+}
+
+/// Validates the calling thread's cache.
+pub fn validate_current() {
+    // SAFETY: the calling thread's own cache, read only.
+    unsafe { (*cache()).validate() };
+}

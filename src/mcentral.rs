@@ -1,0 +1,313 @@
+//! mcentral: the shared store of objects of one size class.
+//!
+//! Each class has spans with free objects (`partial`) and spans without (`full`), plus a
+//! transfer cache of ready batches: chains of exactly `CLASS_BATCH[class]` objects that a
+//! thread flushed and another can take whole, in O(1), without touching the spans (as
+//! tcmalloc's transfer cache). Objects in batches count as allocated for their spans.
+//! When every object of a span is back in the span, the span goes back to mheap.
+//!
+//! Lock order: one mcentral lock at a time; `MHeap.lock` may be taken while holding it.
+
+use crate::mheap::HEAP;
+use crate::pagemap;
+use crate::sizeclass::{CLASS_BATCH, CLASS_NELEMS, CLASS_NPAGES, CLASS_SIZE, NUM_CLASSES};
+use crate::span::{FreeObject, MSpan, MSpanList, SpanState};
+use crate::sync::{Guarded, Mutex};
+use core::ptr;
+
+/// Most ready batches a class keeps.
+const MAX_BATCHES: usize = 32;
+/// Bytes a class may keep in ready batches.
+const BATCH_BYTES_LIMIT: usize = 256 << 10;
+
+/// One class's central store, on cache lines of its own against false sharing.
+#[repr(C, align(128))]
+pub struct MCentral {
+    pub lock: Mutex,
+    inner: Guarded<CentralInner>,
+}
+
+/// Per-class counters (objects moved between caches and mcentral).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CentralStats {
+    /// Spans of this class in use (partial + full).
+    pub nspans: usize,
+    /// Objects in the transfer cache.
+    pub batched: usize,
+    /// Objects held outside the spans (by caches, batches or the program).
+    pub alloc_count: usize,
+}
+
+struct CentralInner {
+    partial: MSpanList,
+    full: MSpanList,
+    batches: [*mut FreeObject; MAX_BATCHES],
+    nbatches: usize,
+}
+
+/// The central stores, indexed by size class (entry 0 unused).
+pub static CENTRAL: [MCentral; NUM_CLASSES] = [const {
+    MCentral {
+        lock: Mutex::new(),
+        inner: Guarded::new(CentralInner {
+            partial: MSpanList::new(),
+            full: MSpanList::new(),
+            batches: [ptr::null_mut(); MAX_BATCHES],
+            nbatches: 0,
+        }),
+    }
+}; NUM_CLASSES];
+
+#[inline]
+fn max_batches(class: usize) -> usize {
+    let batch_bytes = CLASS_BATCH[class] as usize * CLASS_SIZE[class] as usize;
+    (BATCH_BYTES_LIMIT / batch_bytes).clamp(1, MAX_BATCHES)
+}
+
+/// Moves up to `want` objects from span `s` onto the chain `*head`. Returns how many.
+///
+/// # Safety
+/// The caller owns `s` (its mcentral lock is held, or the span is not published yet).
+unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -> u32 {
+    let mut n = 0;
+    while n < want && !(*s).free_list.is_null() {
+        let o = (*s).free_list;
+        (*s).free_list = (*o).next;
+        (*o).next = *head;
+        *head = o;
+        n += 1;
+    }
+    let size = (*s).elemsize as usize;
+    while n < want && (*s).freeindex < (*s).nelems {
+        let o = ((*s).start + (*s).freeindex as usize * size) as *mut FreeObject;
+        (*o).next = *head;
+        *head = o;
+        (*s).freeindex += 1;
+        n += 1;
+    }
+    (*s).alloc_count += n;
+    n
+}
+
+impl MCentral {
+    /// # Safety
+    /// `self.lock` is held.
+    #[inline]
+    unsafe fn inner(&self) -> &mut CentralInner {
+        self.inner.get()
+    }
+
+    /// Hands out a chain of up to `want` objects (at least one, unless out of memory).
+    /// Returns the chain's head (null-terminated) and its length.
+    pub fn refill(&self, class: usize, want: u32) -> (*mut FreeObject, u32) {
+        let mut head: *mut FreeObject = ptr::null_mut();
+        let mut n = 0;
+        self.lock.lock();
+        // SAFETY: the class lock is held for every access to `c` and its spans.
+        unsafe {
+            let c = self.inner();
+            if want == CLASS_BATCH[class] as u32 && c.nbatches > 0 {
+                c.nbatches -= 1;
+                let b = c.batches[c.nbatches];
+                self.lock.unlock();
+                return (b, want);
+            }
+            while n < want {
+                let s = c.partial.first;
+                if s.is_null() {
+                    break;
+                }
+                n += take_from_span(s, want - n, &mut head);
+                if (*s).nfree() == 0 {
+                    c.partial.remove(s);
+                    c.full.push_front(s);
+                }
+            }
+        }
+        self.lock.unlock();
+        if n > 0 {
+            return (head, n);
+        }
+        // Grow without our lock: mheap may have to map memory.
+        let s = HEAP.alloc_span(CLASS_NPAGES[class] as usize, class as u8);
+        if s.is_null() {
+            return (ptr::null_mut(), 0);
+        }
+        // SAFETY: s is ours alone until it is on a list.
+        unsafe {
+            (*s).elemsize = CLASS_SIZE[class];
+            (*s).nelems = CLASS_NELEMS[class] as u32;
+            (*s).freeindex = 0;
+            (*s).alloc_count = 0;
+            (*s).free_list = ptr::null_mut();
+            n = take_from_span(s, want, &mut head);
+            self.lock.lock();
+            let c = self.inner();
+            if (*s).nfree() == 0 {
+                c.full.push_front(s);
+            } else {
+                c.partial.push_front(s);
+            }
+            self.lock.unlock();
+        }
+        (head, n)
+    }
+
+    /// Takes back a null-terminated chain of `n` objects of this class.
+    ///
+    /// # Safety
+    /// Every object on the chain is an allocated object of this class that nothing else
+    /// refers to.
+    pub unsafe fn flush(&self, class: usize, mut head: *mut FreeObject, mut n: u32) {
+        let batch = CLASS_BATCH[class] as u32;
+        let mut empty: *mut MSpan = ptr::null_mut();
+        self.lock.lock();
+        let c = self.inner();
+        while n >= batch && c.nbatches < max_batches(class) {
+            // Cut one batch off the front of the chain.
+            let first = head;
+            let mut last = head;
+            for _ in 1..batch {
+                last = (*last).next;
+            }
+            head = (*last).next;
+            (*last).next = ptr::null_mut();
+            c.batches[c.nbatches] = first;
+            c.nbatches += 1;
+            n -= batch;
+        }
+        while !head.is_null() {
+            let o = head;
+            head = (*o).next;
+            let s = pagemap::span_of(o as usize);
+            debug_assert!(!s.is_null() && (*s).sizeclass as usize == class);
+            (*o).next = (*s).free_list;
+            (*s).free_list = o;
+            (*s).alloc_count -= 1;
+            if (*s).alloc_count == 0 {
+                // Every object is back: the span returns to mheap once we unlock.
+                if (*s).list == &mut c.full as *mut MSpanList {
+                    c.full.remove(s);
+                } else {
+                    c.partial.remove(s);
+                }
+                (*s).next = empty;
+                empty = s;
+            } else if (*s).list == &mut c.full as *mut MSpanList {
+                c.full.remove(s);
+                c.partial.push_front(s);
+            }
+        }
+        self.lock.unlock();
+        while !empty.is_null() {
+            let s = empty;
+            empty = (*s).next;
+            (*s).next = ptr::null_mut();
+            HEAP.free_span(s);
+        }
+    }
+
+    /// Returns every ready batch's objects to their spans, and fully free spans to mheap.
+    pub fn drain_batches(&self, class: usize) {
+        self.lock.lock();
+        // SAFETY: the class lock is held.
+        let taken = unsafe {
+            let c = self.inner();
+            let mut chain: *mut FreeObject = ptr::null_mut();
+            let mut n = 0;
+            while c.nbatches > 0 {
+                c.nbatches -= 1;
+                let b = c.batches[c.nbatches];
+                let mut last = b;
+                while !(*last).next.is_null() {
+                    last = (*last).next;
+                }
+                (*last).next = chain;
+                chain = b;
+                n += CLASS_BATCH[class] as u32;
+            }
+            (chain, n)
+        };
+        self.lock.unlock();
+        if taken.1 > 0 {
+            // SAFETY: the batches held allocated objects of this class, now ours alone.
+            unsafe { self.return_objects(class, taken.0) };
+        }
+    }
+
+    /// Returns a chain of objects to their spans, bypassing the transfer cache.
+    unsafe fn return_objects(&self, class: usize, head: *mut FreeObject) {
+        // A batch-sized flush would refill the transfer cache; feed the chain in pieces
+        // smaller than a batch instead.
+        let batch = CLASS_BATCH[class] as u32;
+        let mut head = head;
+        while !head.is_null() {
+            let first = head;
+            let mut last = head;
+            let mut k = 1;
+            while k < batch - 1 && !(*last).next.is_null() {
+                last = (*last).next;
+                k += 1;
+            }
+            head = (*last).next;
+            (*last).next = ptr::null_mut();
+            self.flush(class, first, k);
+        }
+    }
+
+    pub fn stats(&self, class: usize) -> CentralStats {
+        self.lock.lock();
+        // SAFETY: the class lock is held.
+        let st = unsafe {
+            let c = self.inner();
+            let mut st = CentralStats {
+                nspans: c.partial.len + c.full.len,
+                batched: c.nbatches * CLASS_BATCH[class] as usize,
+                alloc_count: 0,
+            };
+            for list in [&c.partial, &c.full] {
+                let mut s = list.first;
+                while !s.is_null() {
+                    st.alloc_count += (*s).alloc_count as usize;
+                    s = (*s).next;
+                }
+            }
+            st
+        };
+        self.lock.unlock();
+        st
+    }
+
+    /// Checks the lists, every span's object accounting and the batches.
+    pub fn validate(&self, class: usize) {
+        self.lock.lock();
+        // SAFETY: the class lock is held.
+        unsafe {
+            let c = self.inner();
+            c.partial.validate();
+            c.full.validate();
+            for (list, want_full) in [(&c.partial, false), (&c.full, true)] {
+                let mut s = list.first;
+                while !s.is_null() {
+                    assert_eq!((*s).state, SpanState::Small);
+                    assert_eq!((*s).sizeclass as usize, class);
+                    (*s).validate_small();
+                    assert_eq!((*s).nfree() == 0, want_full, "span on the right list");
+                    assert!((*s).alloc_count > 0 || !want_full);
+                    s = (*s).next;
+                }
+            }
+            for &b in &c.batches[..c.nbatches] {
+                let mut n = 0;
+                let mut o = b;
+                while !o.is_null() {
+                    assert_eq!(pagemap::page_class(o as usize), class);
+                    n += 1;
+                    o = (*o).next;
+                }
+                assert_eq!(n, CLASS_BATCH[class] as usize);
+            }
+        }
+        self.lock.unlock();
+    }
+}

@@ -1,0 +1,603 @@
+//! mheap: the page heap. Arenas, free spans by length, and large objects.
+//!
+//! Memory comes from the OS in arenas of 64 MiB (reserved) and is mapped on demand in
+//! steps of at least `GROW_BYTES`. Free spans sit on `free[n]` for n = 1..127 pages and on
+//! `free[0]` for 128 pages or more (searched best-fit). Within a list, spans whose pages
+//! are still resident come first, released ones last, so reuse prefers memory that does
+//! not fault. A freed span is coalesced with free neighbours whose pages are in the same
+//! state (both resident or both released), which keeps `HeapReleased` exact.
+//!
+//! Lock order: an mcentral lock may be held while taking `MHeap.lock`, never the reverse.
+//! The `*_locked` functions require `MHeap.lock`.
+
+use crate::fixalloc::FixAlloc;
+use crate::os;
+use crate::pagemap::{self, HeapArena, ARENA_SIZE, HEAP_ARENA_BYTES};
+use crate::sizeclass::{PAGE_SHIFT, PAGE_SIZE};
+use crate::span::{MSpan, MSpanList, SpanState};
+use crate::sync::{Guarded, Mutex};
+use core::ptr;
+
+/// Free lists by exact length for spans shorter than this many pages.
+const NUM_FREE_LISTS: usize = 128;
+/// The heap grows its mapped memory by at least this much at a time.
+const GROW_BYTES: usize = 1 << 20;
+
+pub struct MHeap {
+    pub lock: Mutex,
+    inner: Guarded<HeapInner>,
+}
+
+/// Heap statistics, in pages unless named otherwise (Go's MemStats names).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Pages in Small and Large spans (HeapInuse).
+    pub pages_inuse: usize,
+    /// Pages in free spans, released or not (HeapIdle).
+    pub pages_free: usize,
+    /// Pages in free spans whose memory went back to the OS (HeapReleased).
+    pub pages_released: usize,
+    /// Bytes of heap memory mapped from the OS (HeapSys).
+    pub sys_bytes: usize,
+    /// Bytes of metadata mapped: spans and arena records.
+    pub meta_bytes: usize,
+    /// Large objects allocated and freed so far.
+    pub large_allocs: u64,
+    pub large_frees: u64,
+}
+
+struct HeapInner {
+    /// `free[n]`: free spans of n pages; `free[0]`: spans of `NUM_FREE_LISTS` pages or more.
+    free: [MSpanList; NUM_FREE_LISTS],
+    /// Bit n set when `free[n]` is not empty.
+    nonempty: u128,
+    spanalloc: FixAlloc,
+    /// The part of the current reservation not mapped yet: `[cur, cur_end)`.
+    cur: usize,
+    cur_end: usize,
+    stats: HeapStats,
+}
+
+/// The one heap of the process.
+pub static HEAP: MHeap = MHeap {
+    lock: Mutex::new(),
+    inner: Guarded::new(HeapInner {
+        free: [const { MSpanList::new() }; NUM_FREE_LISTS],
+        nonempty: 0,
+        spanalloc: FixAlloc::new(core::mem::size_of::<MSpan>().next_multiple_of(8)),
+        cur: 0,
+        cur_end: 0,
+        stats: HeapStats {
+            pages_inuse: 0,
+            pages_free: 0,
+            pages_released: 0,
+            sys_bytes: 0,
+            meta_bytes: 0,
+            large_allocs: 0,
+            large_frees: 0,
+        },
+    }),
+};
+
+#[inline]
+fn list_index(npages: usize) -> usize {
+    if npages < NUM_FREE_LISTS {
+        npages
+    } else {
+        0
+    }
+}
+
+impl MHeap {
+    /// # Safety
+    /// `self.lock` is held.
+    #[inline]
+    unsafe fn inner(&self) -> &mut HeapInner {
+        self.inner.get()
+    }
+
+    /// A span of `npages` pages in state Small (of `sizeclass`) or Large (class 0), or
+    /// null when out of memory.
+    pub fn alloc_span(&self, npages: usize, sizeclass: u8) -> *mut MSpan {
+        self.lock.lock();
+        // SAFETY: the heap lock is held.
+        let s = unsafe { self.inner().alloc_span_locked(npages, 1, sizeclass) };
+        self.lock.unlock();
+        s
+    }
+
+    /// A Large span of `npages` pages whose start is a multiple of `align` bytes (a power
+    /// of two above the page size), or null.
+    pub fn alloc_span_aligned(&self, npages: usize, align: usize) -> *mut MSpan {
+        self.lock.lock();
+        // SAFETY: the heap lock is held.
+        let s = unsafe {
+            self.inner()
+                .alloc_span_locked(npages, align >> PAGE_SHIFT, 0)
+        };
+        self.lock.unlock();
+        s
+    }
+
+    /// Returns a Small or Large span to the heap.
+    ///
+    /// # Safety
+    /// `s` is an in-use span that nothing refers to any more.
+    pub unsafe fn free_span(&self, s: *mut MSpan) {
+        self.lock.lock();
+        self.inner().free_span_locked(s);
+        self.lock.unlock();
+    }
+
+    /// Resizes the Large span `s` in place to `npages` pages: shrinking always works,
+    /// growing works when the pages after it are free. Returns whether it did.
+    ///
+    /// # Safety
+    /// `s` is a Large span owned by the caller.
+    pub unsafe fn resize_large(&self, s: *mut MSpan, npages: usize) -> bool {
+        self.lock.lock();
+        let ok = self.inner().resize_large_locked(s, npages);
+        self.lock.unlock();
+        ok
+    }
+
+    pub fn stats(&self) -> HeapStats {
+        self.lock.lock();
+        // SAFETY: the heap lock is held.
+        let st = unsafe {
+            let h = self.inner();
+            let mut st = h.stats;
+            st.meta_bytes += h.spanalloc.sys;
+            st
+        };
+        self.lock.unlock();
+        st
+    }
+
+    /// Checks every invariant of the free lists against the page map and the counters.
+    pub fn validate(&self) {
+        self.lock.lock();
+        // SAFETY: the heap lock is held.
+        unsafe { self.inner().validate_locked() };
+        self.lock.unlock();
+    }
+}
+
+impl HeapInner {
+    unsafe fn new_span(&mut self) -> *mut MSpan {
+        self.spanalloc.alloc() as *mut MSpan
+    }
+
+    /// Puts the free span `s` on its list; resident spans first, released ones last.
+    unsafe fn insert_free(&mut self, s: *mut MSpan) {
+        let i = list_index((*s).npages);
+        if (*s).released {
+            self.free[i].push_back(s);
+        } else {
+            self.free[i].push_front(s);
+        }
+        self.nonempty |= 1u128 << i;
+    }
+
+    unsafe fn remove_free(&mut self, s: *mut MSpan) {
+        let i = list_index((*s).npages);
+        self.free[i].remove(s);
+        if self.free[i].is_empty() {
+            self.nonempty &= !(1u128 << i);
+        }
+    }
+
+    /// Maps a free span's first and last page to it (interior pages stay null).
+    unsafe fn map_free_ends(s: *mut MSpan) {
+        pagemap::set_span((*s).start, s);
+        pagemap::set_span((*s).end() - PAGE_SIZE, s);
+    }
+
+    /// The best free span for `npages` pages aligned to `align_pages`, not yet removed
+    /// from its list.
+    unsafe fn find_free(&self, npages: usize, align_pages: usize) -> *mut MSpan {
+        let need = npages + align_pages - 1;
+        if need < NUM_FREE_LISTS {
+            let mask = self.nonempty & !((1u128 << need) - 1) & !1;
+            if mask != 0 {
+                return self.free[mask.trailing_zeros() as usize].first;
+            }
+        }
+        // Best fit among the long spans: fewest pages, then resident, then lowest address.
+        let mut best: *mut MSpan = ptr::null_mut();
+        let mut s = self.free[0].first;
+        while !s.is_null() {
+            if (*s).npages >= need
+                && (best.is_null()
+                    || (*s).npages < (*best).npages
+                    || ((*s).npages == (*best).npages
+                        && ((*best).released && !(*s).released
+                            || (*best).released == (*s).released && (*s).start < (*best).start)))
+            {
+                best = s;
+            }
+            s = (*s).next;
+        }
+        best
+    }
+
+    unsafe fn alloc_span_locked(
+        &mut self,
+        npages: usize,
+        align_pages: usize,
+        sizeclass: u8,
+    ) -> *mut MSpan {
+        debug_assert!(npages > 0 && align_pages.is_power_of_two());
+        let mut s = self.find_free(npages, align_pages);
+        if s.is_null() {
+            if !self.grow(npages + align_pages - 1) {
+                return ptr::null_mut();
+            }
+            s = self.find_free(npages, align_pages);
+            if s.is_null() {
+                os::fatal("mheap: no free span after growing the heap");
+            }
+        }
+        self.remove_free(s);
+        let align = align_pages << PAGE_SHIFT;
+        let head = (((*s).start + align - 1) & !(align - 1)) - (*s).start;
+        if head > 0 {
+            // Give back the pages before the aligned start.
+            let t = self.split_front(s, head >> PAGE_SHIFT);
+            if t.is_null() {
+                self.insert_free(s);
+                return ptr::null_mut();
+            }
+            self.insert_free(t);
+        }
+        if (*s).npages > npages {
+            let t = self.split_front(s, npages);
+            if t.is_null() {
+                self.insert_free(s);
+                return ptr::null_mut();
+            }
+            // t is the allocation; s the rest, which stays free.
+            self.insert_free(s);
+            s = t;
+        }
+        self.stats.pages_free -= npages;
+        if (*s).released {
+            self.stats.pages_released -= npages;
+            os::used((*s).start as *mut u8, (*s).bytes());
+            (*s).released = false;
+        }
+        (*s).state = if sizeclass == 0 {
+            SpanState::Large
+        } else {
+            SpanState::Small
+        };
+        (*s).sizeclass = sizeclass;
+        self.stats.pages_inuse += npages;
+        if sizeclass == 0 {
+            self.stats.large_allocs += 1;
+        }
+        pagemap::set_range((*s).start, npages, s, sizeclass);
+        s
+    }
+
+    /// Cuts the first `npages` pages off the free span `s` (on no list) into a new free
+    /// span, which it returns; `s` keeps the rest. Both keep `s`'s flags and ends mapping.
+    unsafe fn split_front(&mut self, s: *mut MSpan, npages: usize) -> *mut MSpan {
+        debug_assert!(npages < (*s).npages);
+        let t = self.new_span();
+        if t.is_null() {
+            return ptr::null_mut();
+        }
+        (*t).start = (*s).start;
+        (*t).npages = npages;
+        (*t).state = SpanState::Free;
+        (*t).needzero = (*s).needzero;
+        (*t).released = (*s).released;
+        (*t).free_time = (*s).free_time;
+        (*s).start += npages << PAGE_SHIFT;
+        (*s).npages -= npages;
+        Self::map_free_ends(t);
+        Self::map_free_ends(s);
+        t
+    }
+
+    /// Maps more memory for at least `npages` pages and adds it as a free span.
+    unsafe fn grow(&mut self, npages: usize) -> bool {
+        let Some(need) = npages.checked_mul(PAGE_SIZE) else {
+            return false;
+        };
+        let ask = need.next_multiple_of(GROW_BYTES);
+        if self.cur_end - self.cur < ask {
+            // Hand the unmapped rest of this reservation to the free lists first.
+            let rest = self.cur_end - self.cur;
+            if rest > 0 {
+                if !os::map(self.cur as *mut u8, rest) {
+                    return false;
+                }
+                self.add_fresh(self.cur, rest);
+                self.cur = self.cur_end;
+            }
+            let Some(size) = ask.checked_next_multiple_of(ARENA_SIZE) else {
+                return false;
+            };
+            let base = os::reserve(size, ARENA_SIZE, self.cur_end) as usize;
+            if base == 0 || base + size > 1 << pagemap::ADDR_BITS {
+                return false;
+            }
+            let mut a = base;
+            while a < base + size {
+                let meta = os::alloc_metadata(HEAP_ARENA_BYTES) as *mut HeapArena;
+                if meta.is_null() {
+                    return false;
+                }
+                self.stats.meta_bytes += HEAP_ARENA_BYTES;
+                pagemap::register_arena(a, meta);
+                a += ARENA_SIZE;
+            }
+            self.cur = base;
+            self.cur_end = base + size;
+        }
+        if !os::map(self.cur as *mut u8, ask) {
+            return false;
+        }
+        self.add_fresh(self.cur, ask);
+        self.cur += ask;
+        true
+    }
+
+    /// Adds freshly mapped (zero) memory as a free span.
+    unsafe fn add_fresh(&mut self, start: usize, bytes: usize) {
+        let s = self.new_span();
+        if s.is_null() {
+            // No memory for the record: the pages stay mapped but unused.
+            return;
+        }
+        (*s).start = start;
+        (*s).npages = bytes >> PAGE_SHIFT;
+        (*s).state = SpanState::Free;
+        (*s).needzero = false;
+        (*s).released = false;
+        (*s).free_time = os::nanotime();
+        self.stats.sys_bytes += bytes;
+        self.stats.pages_free += (*s).npages;
+        Self::map_free_ends(s);
+        self.coalesce_and_insert(s);
+    }
+
+    unsafe fn free_span_locked(&mut self, s: *mut MSpan) {
+        debug_assert!((*s).state != SpanState::Free && (*s).list.is_null());
+        let npages = (*s).npages;
+        if (*s).state == SpanState::Large {
+            self.stats.large_frees += 1;
+        }
+        // Clear the class bytes and unmap the interior pages.
+        pagemap::set_range((*s).start, npages, ptr::null_mut(), 0);
+        Self::map_free_ends(s);
+        (*s).state = SpanState::Free;
+        (*s).sizeclass = 0;
+        (*s).free_list = ptr::null_mut();
+        (*s).needzero = true;
+        (*s).released = false;
+        (*s).free_time = os::nanotime();
+        self.stats.pages_inuse -= npages;
+        self.stats.pages_free += npages;
+        self.coalesce_and_insert(s);
+    }
+
+    /// Merges the free span `s` (on no list) with free neighbours in the same release
+    /// state, then puts the result on its list.
+    unsafe fn coalesce_and_insert(&mut self, s: *mut MSpan) {
+        let before = pagemap::span_of((*s).start - PAGE_SIZE);
+        if !before.is_null()
+            && (*before).state == SpanState::Free
+            && (*before).released == (*s).released
+            && (*before).end() == (*s).start
+        {
+            self.remove_free(before);
+            if (*s).npages > 1 || (*before).npages > 1 {
+                pagemap::set_span((*before).end() - PAGE_SIZE, ptr::null_mut());
+                pagemap::set_span((*s).start, ptr::null_mut());
+            }
+            (*s).start = (*before).start;
+            (*s).npages += (*before).npages;
+            (*s).needzero |= (*before).needzero;
+            (*s).free_time = (*s).free_time.max((*before).free_time);
+            self.spanalloc.free(before as *mut u8);
+        }
+        let after = pagemap::span_of((*s).end());
+        if !after.is_null()
+            && (*after).state == SpanState::Free
+            && (*after).released == (*s).released
+            && (*after).start == (*s).end()
+        {
+            self.remove_free(after);
+            pagemap::set_span((*s).end() - PAGE_SIZE, ptr::null_mut());
+            pagemap::set_span((*after).start, ptr::null_mut());
+            (*s).npages += (*after).npages;
+            (*s).needzero |= (*after).needzero;
+            (*s).free_time = (*s).free_time.max((*after).free_time);
+            self.spanalloc.free(after as *mut u8);
+        }
+        Self::map_free_ends(s);
+        self.insert_free(s);
+    }
+
+    unsafe fn resize_large_locked(&mut self, s: *mut MSpan, npages: usize) -> bool {
+        debug_assert!((*s).state == SpanState::Large);
+        let old = (*s).npages;
+        if npages == old {
+            return true;
+        }
+        if npages < old {
+            let t = self.new_span();
+            if t.is_null() {
+                return false;
+            }
+            (*t).start = (*s).start + (npages << PAGE_SHIFT);
+            (*t).npages = old - npages;
+            (*t).state = SpanState::Large;
+            (*s).npages = npages;
+            // t's pages map to s until free_span_locked rewrites them.
+            self.stats.large_frees -= 1; // t was never a separate allocation
+            self.free_span_locked(t);
+            return true;
+        }
+        let after = pagemap::span_of((*s).end());
+        let extra = npages - old;
+        if after.is_null()
+            || (*after).state != SpanState::Free
+            || (*after).start != (*s).end()
+            || (*after).npages < extra
+        {
+            return false;
+        }
+        self.remove_free(after);
+        if (*after).npages > extra {
+            let t = self.split_front(after, extra);
+            if t.is_null() {
+                self.insert_free(after);
+                return false;
+            }
+            self.insert_free(after);
+            self.absorb_free(s, t);
+        } else {
+            self.absorb_free(s, after);
+        }
+        true
+    }
+
+    /// Appends the free span `t` (on no list, right after `s`) to the Large span `s`.
+    unsafe fn absorb_free(&mut self, s: *mut MSpan, t: *mut MSpan) {
+        let n = (*t).npages;
+        self.stats.pages_free -= n;
+        if (*t).released {
+            self.stats.pages_released -= n;
+            os::used((*t).start as *mut u8, (*t).bytes());
+        }
+        self.stats.pages_inuse += n;
+        pagemap::set_range((*t).start, n, s, 0);
+        (*s).npages += n;
+        self.spanalloc.free(t as *mut u8);
+    }
+
+    unsafe fn validate_locked(&self) {
+        let mut free_pages = 0;
+        let mut released_pages = 0;
+        for (i, list) in self.free.iter().enumerate() {
+            list.validate();
+            assert_eq!(
+                self.nonempty & (1u128 << i) != 0,
+                !list.is_empty(),
+                "bit {i}"
+            );
+            let mut s = list.first;
+            let mut seen_released = false;
+            while !s.is_null() {
+                let sp = &*s;
+                assert_eq!(sp.state, SpanState::Free);
+                assert_eq!(list_index(sp.npages), i);
+                assert!(!seen_released || sp.released, "resident spans come first");
+                seen_released |= sp.released;
+                assert_eq!(pagemap::span_of(sp.start), s);
+                assert_eq!(pagemap::span_of(sp.end() - PAGE_SIZE), s);
+                for k in 1..sp.npages.saturating_sub(1) {
+                    let a = sp.start + (k << PAGE_SHIFT);
+                    assert!(
+                        pagemap::span_of(a).is_null(),
+                        "interior page of a free span"
+                    );
+                    assert_eq!(pagemap::page_class(a), 0);
+                }
+                // Neighbours in the same state would have been merged.
+                for n in [
+                    pagemap::span_of(sp.start - PAGE_SIZE),
+                    pagemap::span_of(sp.end()),
+                ] {
+                    if !n.is_null() && (*n).state == SpanState::Free {
+                        assert!((*n).released != sp.released, "unmerged free neighbours");
+                    }
+                }
+                free_pages += sp.npages;
+                if sp.released {
+                    released_pages += sp.npages;
+                }
+                s = sp.next;
+            }
+        }
+        assert_eq!(free_pages, self.stats.pages_free);
+        assert_eq!(released_pages, self.stats.pages_released);
+        assert_eq!(
+            (self.stats.pages_free + self.stats.pages_inuse) << PAGE_SHIFT,
+            self.stats.sys_bytes
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_alloc_free_coalesce() {
+        assert!(crate::init());
+        let h = &HEAP;
+        h.validate();
+        let base = h.stats();
+        // SAFETY: every span used here is allocated in this test and freed once.
+        unsafe {
+            let a = h.alloc_span(3, 0);
+            let b = h.alloc_span(200, 0);
+            let c = h.alloc_span(1, 5);
+            assert!(!a.is_null() && !b.is_null() && !c.is_null());
+            assert_eq!((*a).state, SpanState::Large);
+            assert_eq!((*c).state, SpanState::Small);
+            for s in [a, b, c] {
+                assert_eq!((*s).start % PAGE_SIZE, 0);
+                for k in 0..(*s).npages {
+                    let p = (*s).start + k * PAGE_SIZE + 17;
+                    assert_eq!(pagemap::span_of(p), s);
+                    assert_eq!(pagemap::page_class(p), (*s).sizeclass as usize);
+                }
+            }
+            h.validate();
+            h.free_span(b);
+            h.free_span(a);
+            h.free_span(c);
+            h.validate();
+            let after = h.stats();
+            assert_eq!(after.pages_inuse, base.pages_inuse);
+
+            let d = h.alloc_span_aligned(4, 1 << 20);
+            assert_eq!((*d).start % (1 << 20), 0);
+            assert_eq!((*d).npages, 4);
+            h.validate();
+            // Growing in place works only when the pages after d are free.
+            let grew = h.resize_large(d, 9);
+            assert_eq!((*d).npages, if grew { 9 } else { 4 });
+            h.validate();
+            assert!(h.resize_large(d, 2), "shrinking always works");
+            assert_eq!((*d).npages, 2);
+            h.validate();
+            h.free_span(d);
+            h.validate();
+        }
+    }
+
+    #[test]
+    fn huge_span_crosses_arenas() {
+        assert!(crate::init());
+        // SAFETY: the span is used only here.
+        unsafe {
+            let npages = (100 << 20) / PAGE_SIZE;
+            let s = HEAP.alloc_span(npages, 0);
+            assert!(!s.is_null());
+            let p = (*s).start as *mut u8;
+            p.write(1);
+            p.add((100 << 20) - 1).write(2);
+            assert_eq!(pagemap::span_of((*s).start + (80 << 20)), s);
+            HEAP.validate();
+            HEAP.free_span(s);
+            HEAP.validate();
+        }
+    }
+}

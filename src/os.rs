@@ -1,0 +1,302 @@
+//! The OS layer: the only module that maps, releases and unmaps memory.
+//!
+//! Address space moves between four states, as in Go's `mem.go`:
+//!
+//! ```text
+//!   None ──reserve──► Reserved ──map──► Ready ──release──► Released
+//!     ▲                   │               ▲                    │
+//!     └──────free─────────┴───────────────┴──────used──────────┘
+//! ```
+//!
+//! - **None**: not mapped; touching it faults.
+//! - **Reserved**: mapped `PROT_NONE`, costs no memory and no commit charge; ours to map.
+//! - **Ready**: readable and writable; costs memory once touched.
+//! - **Released**: readable and writable, but its pages went back to the OS with
+//!   `madvise`. After `MADV_DONTNEED` they read as zero; after `MADV_FREE` they may still
+//!   hold old data until the kernel reclaims them, so only `MADV_DONTNEED` lets the caller
+//!   skip zeroing (`release` says which).
+//!
+//! Every function here keeps `errno` as it found it: they run inside `malloc` and `free`,
+//! whose callers may be inspecting `errno`.
+
+use core::ptr;
+
+/// How `release` returns pages to the OS.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReleaseMode {
+    /// `MADV_DONTNEED`: RSS drops at once; the pages read as zero afterwards.
+    DontNeed,
+    /// `MADV_FREE`: the kernel takes the pages when it needs them; cheaper, but RSS drops
+    /// only under pressure and the contents are unspecified until then.
+    Free,
+}
+
+/// Restores `errno` when dropped.
+struct ErrnoGuard(errno::Errno);
+
+impl ErrnoGuard {
+    fn new() -> ErrnoGuard {
+        ErrnoGuard(errno::errno())
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        errno::set_errno(self.0);
+    }
+}
+
+/// None → Reserved: `size` bytes of address space aligned to `align` (a power of two that
+/// is a multiple of the OS page size). `hint` is where we would like it (to keep arenas
+/// contiguous); it is a wish, not a demand. Returns null when the address space is exhausted.
+pub fn reserve(size: usize, align: usize, hint: usize) -> *mut u8 {
+    let _e = ErrnoGuard::new();
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    if hint != 0 && hint % align == 0 {
+        // SAFETY: mapping fresh anonymous memory without MAP_FIXED cannot clobber anything.
+        let p = unsafe { libc::mmap(hint as *mut _, size, libc::PROT_NONE, flags, -1, 0) };
+        if p as usize == hint {
+            return p as *mut u8;
+        }
+        if p != libc::MAP_FAILED {
+            // SAFETY: p..p+size is the mapping we just made and nothing else uses it.
+            unsafe { libc::munmap(p, size) };
+        }
+    }
+    let Some(total) = size.checked_add(align) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: as above; the over-sized mapping is trimmed to the aligned part below.
+    let p = unsafe { libc::mmap(ptr::null_mut(), total, libc::PROT_NONE, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    let start = p as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    // SAFETY: both trimmed pieces lie inside the mapping made above and are unused.
+    unsafe {
+        if aligned > start {
+            libc::munmap(p, aligned - start);
+        }
+        let end = aligned + size;
+        if start + total > end {
+            libc::munmap(end as *mut _, start + total - end);
+        }
+    }
+    aligned as *mut u8
+}
+
+/// Reserved → Ready. Returns false when the OS refuses (out of memory or commit limit);
+/// the range then stays Reserved.
+///
+/// # Safety
+/// `v..v+size` is Reserved address space owned by the caller.
+pub unsafe fn map(v: *mut u8, size: usize) -> bool {
+    let _e = ErrnoGuard::new();
+    let p = libc::mmap(
+        v as *mut _,
+        size,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+        -1,
+        0,
+    );
+    p != libc::MAP_FAILED
+}
+
+/// Ready → Released: the pages' memory goes back to the OS, the range stays usable.
+/// Returns true when the pages now read as zero (always for `DontNeed`).
+///
+/// # Safety
+/// `v..v+size` is page-aligned Ready memory that no one uses until it is handed out again.
+pub unsafe fn release(v: *mut u8, size: usize, mode: ReleaseMode) -> bool {
+    let _e = ErrnoGuard::new();
+    match mode {
+        ReleaseMode::DontNeed => {
+            libc::madvise(v as *mut _, size, libc::MADV_DONTNEED);
+            true
+        }
+        ReleaseMode::Free => {
+            if libc::madvise(v as *mut _, size, libc::MADV_FREE) != 0 {
+                // Kernels before 4.5 lack MADV_FREE.
+                libc::madvise(v as *mut _, size, libc::MADV_DONTNEED);
+                return true;
+            }
+            false
+        }
+    }
+}
+
+/// Released → Ready. Nothing to do on Linux: a released page comes back on first touch.
+///
+/// # Safety
+/// `v..v+size` is Released memory owned by the caller.
+#[inline]
+pub unsafe fn used(_v: *mut u8, _size: usize) {}
+
+/// Any state → None.
+///
+/// # Safety
+/// `v..v+size` is a mapping owned by the caller that no one will touch again.
+pub unsafe fn free(v: *mut u8, size: usize) {
+    let _e = ErrnoGuard::new();
+    libc::munmap(v as *mut _, size);
+}
+
+/// None → Ready, for metadata (spans, arena records): zeroed memory, page-aligned.
+/// Returns null when out of memory.
+pub fn alloc_metadata(size: usize) -> *mut u8 {
+    let _e = ErrnoGuard::new();
+    // SAFETY: a fresh anonymous mapping cannot clobber anything.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// None → Ready without a commit charge: a large zeroed table of which only the touched
+/// pages will ever cost memory (the page map's arena index).
+pub fn alloc_sparse_table(size: usize) -> *mut u8 {
+    let _e = ErrnoGuard::new();
+    // SAFETY: a fresh anonymous mapping cannot clobber anything.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// Monotonic time in nanoseconds (coarse clock: cheap, a few milliseconds of resolution,
+/// which is all the idle-page bookkeeping needs).
+pub fn nanotime() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Writes `parts` as one line to stderr, without allocating.
+pub fn write_stderr(parts: &[&[u8]]) {
+    let mut buf = [0u8; 512];
+    let mut n = 0;
+    for part in parts {
+        let take = part.len().min(buf.len() - 1 - n);
+        buf[n..n + take].copy_from_slice(&part[..take]);
+        n += take;
+    }
+    buf[n] = b'\n';
+    n += 1;
+    let _e = ErrnoGuard::new();
+    // SAFETY: buf[..n] is initialised; a short or failed write to stderr is ignored.
+    unsafe { libc::write(2, buf.as_ptr() as *const _, n) };
+}
+
+/// Formats `v` as `0x…` hex into `buf`, returning the text.
+pub fn fmt_hex(v: usize, buf: &mut [u8; 18]) -> &[u8] {
+    buf[0] = b'0';
+    buf[1] = b'x';
+    let digits = if v == 0 {
+        1
+    } else {
+        (usize::BITS - v.leading_zeros()).div_ceil(4) as usize
+    };
+    for i in 0..digits {
+        let d = (v >> (4 * (digits - 1 - i))) & 0xf;
+        buf[2 + i] = b"0123456789abcdef"[d];
+    }
+    &buf[..2 + digits]
+}
+
+/// Formats `v` in decimal into `buf`, returning the text.
+pub fn fmt_dec(mut v: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// The one way the allocator dies: a line on stderr that starts with `goalloc:`, then abort.
+#[cold]
+#[inline(never)]
+pub fn fatal(msg: &str) -> ! {
+    write_stderr(&[b"goalloc: ", msg.as_bytes()]);
+    // SAFETY: abort never returns and needs no invariant.
+    unsafe { libc::abort() }
+}
+
+/// Like `fatal`, naming a pointer: `goalloc: <msg> <ptr>`.
+#[cold]
+#[inline(never)]
+pub fn fatal_ptr(msg: &str, p: usize) -> ! {
+    let mut hex = [0u8; 18];
+    write_stderr(&[b"goalloc: ", msg.as_bytes(), b" ", fmt_hex(p, &mut hex)]);
+    // SAFETY: abort never returns and needs no invariant.
+    unsafe { libc::abort() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_state_transitions() {
+        const SIZE: usize = 1 << 20;
+        let v = reserve(SIZE, 1 << 20, 0);
+        assert!(!v.is_null());
+        assert_eq!(v as usize % (1 << 20), 0);
+        // SAFETY: v..v+SIZE is our reservation throughout.
+        unsafe {
+            assert!(map(v, SIZE));
+            v.write_bytes(0xab, SIZE);
+            errno::set_errno(errno::Errno(1234));
+            assert!(release(v, SIZE, ReleaseMode::DontNeed));
+            assert_eq!(errno::errno().0, 1234, "release must keep errno");
+            used(v, SIZE);
+            assert_eq!(*v, 0, "DONTNEED pages read as zero");
+            assert_eq!(*v.add(SIZE - 1), 0);
+            free(v, SIZE);
+        }
+    }
+
+    #[test]
+    fn formatting() {
+        let mut h = [0u8; 18];
+        assert_eq!(fmt_hex(0x12345678, &mut h), b"0x12345678");
+        assert_eq!(fmt_hex(0, &mut h), b"0x0");
+        assert_eq!(fmt_hex(usize::MAX, &mut h), b"0xffffffffffffffff");
+        let mut d = [0u8; 20];
+        assert_eq!(fmt_dec(0, &mut d), b"0");
+        assert_eq!(fmt_dec(1234567, &mut d), b"1234567");
+        assert_eq!(fmt_dec(usize::MAX, &mut d), b"18446744073709551615");
+    }
+}

@@ -1,0 +1,133 @@
+//! The page map: which span owns a page, for any address in the 48-bit address space.
+//!
+//! As Go's `mheap.arenas` on linux/amd64: a flat index of 2^22 entries, one per 64 MiB
+//! arena (`addr >> 26`), each pointing to the arena's `HeapArena` record, which holds a
+//! span pointer and a size-class byte per 8 KiB page. The index is 32 MiB of address space
+//! mapped without commit charge; only the entries of arenas we use are ever touched.
+//!
+//! "Is this pointer ours, and of which class?" is two dependent loads: the arena record,
+//! then the page's class byte. Entries are written under the heap lock and read without
+//! it; a reader looks only at pages whose pointers the program got from us, so the
+//! program's own synchronisation orders the write before the read.
+
+use crate::os;
+use crate::sizeclass::PAGE_SHIFT;
+use crate::span::MSpan;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+
+/// log2 of the arena size.
+pub const ARENA_SHIFT: usize = 26;
+/// Bytes per arena: 64 MiB.
+pub const ARENA_SIZE: usize = 1 << ARENA_SHIFT;
+/// Pages per arena.
+pub const PAGES_PER_ARENA: usize = ARENA_SIZE >> PAGE_SHIFT;
+/// User-space addresses are below 2^48.
+pub const ADDR_BITS: usize = 48;
+/// Entries in the arena index.
+pub const ARENA_INDEX_LEN: usize = 1 << (ADDR_BITS - ARENA_SHIFT);
+
+/// Metadata for one arena, kept outside it.
+#[repr(C)]
+pub struct HeapArena {
+    /// The span owning each page: every page of an in-use span, the first and last page of
+    /// a free span, null elsewhere.
+    pub spans: [AtomicPtr<MSpan>; PAGES_PER_ARENA],
+    /// The size class of each page of a Small span; 0 for every other page.
+    pub pageclass: [AtomicU8; PAGES_PER_ARENA],
+}
+
+static ARENA_INDEX: AtomicPtr<AtomicPtr<HeapArena>> = AtomicPtr::new(ptr::null_mut());
+
+/// Maps the arena index. Idempotent; false when the OS refused.
+pub fn init() -> bool {
+    if !ARENA_INDEX.load(Ordering::Acquire).is_null() {
+        return true;
+    }
+    let t = os::alloc_sparse_table(ARENA_INDEX_LEN * core::mem::size_of::<usize>());
+    if t.is_null() {
+        return false;
+    }
+    ARENA_INDEX.store(t as *mut AtomicPtr<HeapArena>, Ordering::Release);
+    true
+}
+
+/// The record of the arena holding `addr`, or null when no arena of ours holds it.
+#[inline(always)]
+pub fn arena_of(addr: usize) -> *mut HeapArena {
+    let index = ARENA_INDEX.load(Ordering::Relaxed);
+    let i = addr >> ARENA_SHIFT;
+    if i >= ARENA_INDEX_LEN || index.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: i < ARENA_INDEX_LEN and the index table has that many entries.
+    unsafe { (*index.add(i)).load(Ordering::Acquire) }
+}
+
+#[inline(always)]
+fn page_in_arena(addr: usize) -> usize {
+    (addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
+}
+
+/// The size class of the Small span holding `addr`; 0 when `addr` is in a Large or Free
+/// span or not ours at all (the caller then asks `span_of`).
+#[inline(always)]
+pub fn page_class(addr: usize) -> usize {
+    let a = arena_of(addr);
+    if a.is_null() {
+        return 0;
+    }
+    // SAFETY: a is a live arena record (records are never freed).
+    unsafe { (*a).pageclass[page_in_arena(addr)].load(Ordering::Relaxed) as usize }
+}
+
+/// The span owning the page holding `addr`, or null.
+#[inline]
+pub fn span_of(addr: usize) -> *mut MSpan {
+    let a = arena_of(addr);
+    if a.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: a is a live arena record.
+    unsafe { (*a).spans[page_in_arena(addr)].load(Ordering::Relaxed) }
+}
+
+/// Registers the record for the arena at `base`.
+///
+/// # Safety
+/// The heap lock is held, `init` succeeded, `base` is arena-aligned and below 2^48, and
+/// `meta` is a zeroed `HeapArena` that lives forever.
+pub unsafe fn register_arena(base: usize, meta: *mut HeapArena) {
+    let index = ARENA_INDEX.load(Ordering::Relaxed);
+    (*index.add(base >> ARENA_SHIFT)).store(meta, Ordering::Release);
+}
+
+/// Points the page holding `addr` at `s`.
+///
+/// # Safety
+/// The heap lock is held and `addr` lies in a registered arena.
+#[inline]
+pub unsafe fn set_span(addr: usize, s: *mut MSpan) {
+    let a = arena_of(addr);
+    debug_assert!(!a.is_null());
+    (*a).spans[page_in_arena(addr)].store(s, Ordering::Relaxed);
+}
+
+/// Points every page of `npages` from `start` at `s` and sets their class byte.
+///
+/// # Safety
+/// As `set_span`, for every page of the range.
+pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
+    let mut addr = start;
+    for _ in 0..npages {
+        let a = arena_of(addr);
+        debug_assert!(!a.is_null());
+        let i = page_in_arena(addr);
+        (*a).spans[i].store(s, Ordering::Relaxed);
+        (*a).pageclass[i].store(class, Ordering::Relaxed);
+        addr += 1 << PAGE_SHIFT;
+    }
+}
+
+/// Bytes of metadata per arena.
+pub const HEAP_ARENA_BYTES: usize = core::mem::size_of::<HeapArena>();

@@ -1,0 +1,288 @@
+//! Size classes: Go's table, and size-to-class lookup by table.
+//!
+//! The object sizes and pages per span are those of Go's `runtime/sizeclasses.go` (the
+//! 66-class table of the seeds, without Go 1.16's 24-byte class, so that every class of 16
+//! bytes or more is a multiple of 16 and therefore 16-byte aligned, as C's `malloc`
+//! promises). Everything else — objects per span, the two lookup tables, batch sizes,
+//! alignments, the divide magic — is computed here by `const fn` at compile time, and the
+//! tests re-run Go's generator (`mksizeclasses.go`'s algorithm) and check that it yields
+//! exactly this table.
+//!
+//! Go's rule for pages per span: the fewest pages whose tail (the bytes left over after
+//! cutting the span into objects) is at most 1/8 of the span; then each size is raised to
+//! the largest that still fits the same number of objects in those pages.
+
+/// log2 of the page size.
+pub const PAGE_SHIFT: usize = 13;
+/// The unit in which mheap manages memory.
+pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+/// The largest size served by a size class; larger requests are whole-page spans.
+pub const MAX_SMALL_SIZE: usize = 32768;
+/// Number of classes including class 0, which stands for "large".
+pub const NUM_CLASSES: usize = 67;
+
+const SMALL_SIZE_DIV: usize = 8;
+const SMALL_SIZE_MAX: usize = 1024;
+const LARGE_SIZE_DIV: usize = 128;
+
+// Do not edit by hand: CLASS_SIZE and CLASS_NPAGES are the output of Go's algorithm,
+// checked by `table_matches_go_generator`.
+
+/// Object size of each class, in bytes (class 0: large objects, no fixed size).
+pub const CLASS_SIZE: [u32; NUM_CLASSES] = [
+    0, 8, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320, 352,
+    384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048,
+    2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728,
+    10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576, 27264, 28672,
+    32768,
+];
+
+/// Go's pages-per-span rule (used by the generator in the tests): the fewest pages whose tail waste is at most 1/8 of the span.
+pub const fn npages_for(size: usize) -> usize {
+    let mut alloc = PAGE_SIZE;
+    while alloc % size > alloc / 8 {
+        alloc += PAGE_SIZE;
+    }
+    alloc / PAGE_SIZE
+}
+
+/// Pages per span of each class, as Go's generator assigns them (checked in the tests:
+/// a class whose size was raised to fill its span keeps the page count of the size it
+/// started from, e.g. 1792 bytes in 2 pages).
+pub const CLASS_NPAGES: [u8; NUM_CLASSES] = [
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 2, 1, 2, 1, 2, 1, 3, 2, 3, 1, 3, 2, 3, 4, 5, 6, 1, 7, 6, 5, 4, 3, 5, 7, 2, 9, 7, 5, 8, 3,
+    10, 7, 4,
+];
+
+const fn gen_nelems() -> [u16; NUM_CLASSES] {
+    let mut t = [0u16; NUM_CLASSES];
+    let mut c = 1;
+    while c < NUM_CLASSES {
+        t[c] = (CLASS_NPAGES[c] as usize * PAGE_SIZE / CLASS_SIZE[c] as usize) as u16;
+        c += 1;
+    }
+    t
+}
+
+/// Objects per span of each class.
+pub const CLASS_NELEMS: [u16; NUM_CLASSES] = gen_nelems();
+
+const fn gen_size_to_class8() -> [u8; SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1] {
+    let mut t = [0u8; SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1];
+    let mut c = 1;
+    let mut i = 0;
+    while i < t.len() {
+        let size = i * SMALL_SIZE_DIV;
+        while (CLASS_SIZE[c] as usize) < size {
+            c += 1;
+        }
+        t[i] = c as u8;
+        i += 1;
+    }
+    t
+}
+
+const fn gen_size_to_class128() -> [u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1] {
+    let mut t = [0u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1];
+    let mut c = 1;
+    let mut i = 0;
+    while i < t.len() {
+        let size = SMALL_SIZE_MAX + i * LARGE_SIZE_DIV;
+        while (CLASS_SIZE[c] as usize) < size {
+            c += 1;
+        }
+        t[i] = c as u8;
+        i += 1;
+    }
+    t
+}
+
+/// Class for sizes 0..=1024, indexed by `(size + 7) / 8`.
+pub const SIZE_TO_CLASS8: [u8; SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1] = gen_size_to_class8();
+/// Class for sizes 1025..=32768, indexed by `(size - 1024 + 127) / 128`.
+pub const SIZE_TO_CLASS128: [u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1] =
+    gen_size_to_class128();
+
+/// The class of a request of `size` bytes, `size <= MAX_SMALL_SIZE`. Size 0 gets class 1
+/// (malloc(0) returns a unique object).
+#[inline(always)]
+pub fn size_to_class(size: usize) -> usize {
+    debug_assert!(size <= MAX_SMALL_SIZE);
+    if size <= SMALL_SIZE_MAX {
+        // A zero-sized request indexes entry 0, which holds class 1.
+        SIZE_TO_CLASS8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV] as usize
+    } else {
+        SIZE_TO_CLASS128[(size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV] as usize
+    }
+}
+
+const fn gen_batch() -> [u16; NUM_CLASSES] {
+    let mut t = [0u16; NUM_CLASSES];
+    let mut c = 1;
+    while c < NUM_CLASSES {
+        // As tcmalloc sizes its transfers: about 64 KiB a batch, between 2 and 128 objects.
+        let mut n = 65536 / CLASS_SIZE[c] as usize;
+        if n < 2 {
+            n = 2;
+        }
+        if n > 128 {
+            n = 128;
+        }
+        t[c] = n as u16;
+        c += 1;
+    }
+    t
+}
+
+/// Objects moved at once between an mcache and mcentral.
+pub const CLASS_BATCH: [u16; NUM_CLASSES] = gen_batch();
+
+const fn gen_align() -> [u32; NUM_CLASSES] {
+    let mut t = [0u32; NUM_CLASSES];
+    let mut c = 1;
+    while c < NUM_CLASSES {
+        let size = CLASS_SIZE[c];
+        // Spans start on a page boundary, so object i sits at a multiple of the largest
+        // power of two dividing the size, capped by the page size.
+        let mut a = size & size.wrapping_neg();
+        if a > PAGE_SIZE as u32 {
+            a = PAGE_SIZE as u32;
+        }
+        t[c] = a;
+        c += 1;
+    }
+    t
+}
+
+/// The alignment every object of the class has.
+pub const CLASS_ALIGN: [u32; NUM_CLASSES] = gen_align();
+
+const fn gen_div_magic() -> [u32; NUM_CLASSES] {
+    let mut t = [0u32; NUM_CLASSES];
+    let mut c = 1;
+    while c < NUM_CLASSES {
+        t[c] = (u32::MAX / CLASS_SIZE[c]).wrapping_add(1);
+        c += 1;
+    }
+    t
+}
+
+/// `offset / size` is `(offset * CLASS_DIV_MAGIC) >> 32` for every offset inside a span
+/// (Go's `divMagic`; checked exhaustively in the tests).
+pub const CLASS_DIV_MAGIC: [u32; NUM_CLASSES] = gen_div_magic();
+
+/// Index of the object at byte `offset` of a span of class `class`.
+#[inline(always)]
+pub fn object_index(class: usize, offset: usize) -> usize {
+    ((offset as u64 * CLASS_DIV_MAGIC[class] as u64) >> 32) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Go's `mksizeclasses.go` algorithm, with alignment 16 from 16 bytes on (the rule
+    /// that yields the 66-class table).
+    fn go_generator() -> Vec<(usize, usize)> {
+        let mut classes: Vec<(usize, usize)> = vec![(0, 0)];
+        let mut align = 8;
+        let mut size = align;
+        while size <= MAX_SMALL_SIZE {
+            if size.is_power_of_two() {
+                if size >= 2048 {
+                    align = 256;
+                } else if size >= 128 {
+                    align = size / 8;
+                } else if size >= 16 {
+                    align = 16;
+                }
+            }
+            let npages = npages_for(size);
+            let alloc = npages * PAGE_SIZE;
+            let last = *classes.last().unwrap();
+            if classes.len() > 1 && npages == last.1 && alloc / size == alloc / last.0 {
+                classes.last_mut().unwrap().0 = size;
+            } else {
+                classes.push((size, npages));
+            }
+            size += align;
+        }
+        // Grow each size to the largest that fits the same number of objects in the span.
+        for c in classes.iter_mut().skip(1) {
+            let psize = c.1 * PAGE_SIZE;
+            let new_size = (psize / (psize / c.0)) & !(LARGE_SIZE_DIV - 1);
+            if new_size > c.0 {
+                c.0 = new_size;
+            }
+        }
+        classes
+    }
+
+    #[test]
+    fn table_matches_go_generator() {
+        let gen = go_generator();
+        assert_eq!(gen.len(), NUM_CLASSES);
+        for (c, &(size, npages)) in gen.iter().enumerate().skip(1) {
+            assert_eq!(CLASS_SIZE[c] as usize, size, "class {c} size");
+            assert_eq!(CLASS_NPAGES[c] as usize, npages, "class {c} pages");
+        }
+    }
+
+    #[test]
+    fn every_class_is_sound() {
+        for c in 1..NUM_CLASSES {
+            let size = CLASS_SIZE[c] as usize;
+            let span = CLASS_NPAGES[c] as usize * PAGE_SIZE;
+            let nelems = CLASS_NELEMS[c] as usize;
+            assert!(
+                size > CLASS_SIZE[c - 1] as usize,
+                "class {c}: sizes increase"
+            );
+            assert!(size <= span, "class {c}: object fits its span");
+            assert_eq!(nelems, span / size, "class {c}: objects per span");
+            let tail = span - nelems * size;
+            assert!(
+                tail <= span / 8,
+                "class {c}: tail waste {tail} over 1/8 of {span}"
+            );
+            let want_align = if size < 16 { 8 } else { 16 };
+            assert_eq!(size % want_align, 0, "class {c}: alignment");
+            assert!(CLASS_ALIGN[c] as usize >= want_align);
+            assert_eq!(size % CLASS_ALIGN[c] as usize, 0);
+            assert!(CLASS_BATCH[c] >= 2 && CLASS_BATCH[c] <= 128);
+            // Rounding a request up to its class loses at most Go's bound: its table's
+            // "max waste" column stays under 15.6% for the classes of 128 bytes and up.
+            let prev = CLASS_SIZE[c - 1] as usize;
+            if prev >= 128 {
+                let waste = (size - (prev + 1)) as f64 / size as f64;
+                assert!(waste < 0.16, "class {c}: rounding waste {waste}");
+            }
+        }
+        assert_eq!(CLASS_SIZE[NUM_CLASSES - 1] as usize, MAX_SMALL_SIZE);
+    }
+
+    #[test]
+    fn size_to_class_is_smallest_fit() {
+        for size in 0..=MAX_SMALL_SIZE {
+            let c = size_to_class(size);
+            assert!((1..NUM_CLASSES).contains(&c), "size {size}");
+            assert!(CLASS_SIZE[c] as usize >= size, "size {size} fits class {c}");
+            assert!(
+                c == 1 || (CLASS_SIZE[c - 1] as usize) < size,
+                "size {size}: class {c} is the smallest that fits"
+            );
+        }
+    }
+
+    #[test]
+    fn div_magic_is_exact() {
+        for c in 1..NUM_CLASSES {
+            let size = CLASS_SIZE[c] as usize;
+            let span = CLASS_NPAGES[c] as usize * PAGE_SIZE;
+            for off in 0..span {
+                assert_eq!(object_index(c, off), off / size, "class {c} offset {off}");
+            }
+        }
+    }
+}

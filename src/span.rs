@@ -1,0 +1,259 @@
+//! MSpan: a run of contiguous pages, and lists of spans.
+//!
+//! A span is in one of three states:
+//! - **Free**: owned by mheap, on one of its free lists. Its first and last pages map to it
+//!   in the page map; interior pages map to nothing. It remembers when it was freed
+//!   (`free_time`), whether its pages went back to the OS (`released`) and whether they
+//!   may hold old data (`needzero`).
+//! - **Small**: cut into `nelems` objects of class `sizeclass`, owned by that class's
+//!   mcentral. Every page maps to the span. Objects `[freeindex, nelems)` were never handed
+//!   out; objects returned to the span sit on `free_list`. Invariant:
+//!   `alloc_count + len(free_list) + (nelems - freeindex) == nelems`, where `alloc_count`
+//!   counts objects held by caches, transfer batches and the program.
+//! - **Large**: one object of `npages` pages (class 0), handed to the program. Every page
+//!   maps to the span.
+
+use core::ptr;
+
+/// A free object: its first word links it to the next.
+#[repr(C)]
+pub struct FreeObject {
+    pub next: *mut FreeObject,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum SpanState {
+    Free = 0,
+    Small = 1,
+    Large = 2,
+}
+
+#[repr(C)]
+pub struct MSpan {
+    pub next: *mut MSpan,
+    pub prev: *mut MSpan,
+    /// The list this span is on, or null.
+    pub list: *mut MSpanList,
+    /// Address of the first page.
+    pub start: usize,
+    pub npages: usize,
+    /// Objects returned to this span (Small).
+    pub free_list: *mut FreeObject,
+    /// Objects from this index on were never handed out (Small).
+    pub freeindex: u32,
+    pub nelems: u32,
+    /// Objects handed out of the span and not returned to it (Small).
+    pub alloc_count: u32,
+    pub elemsize: u32,
+    pub sizeclass: u8,
+    pub state: SpanState,
+    /// Pages may hold old data, so zeroed requests must clear them.
+    pub needzero: bool,
+    /// Free: the pages were returned to the OS.
+    pub released: bool,
+    /// Free: when the span was freed (`os::nanotime`).
+    pub free_time: u64,
+}
+
+impl MSpan {
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.start + (self.npages << crate::sizeclass::PAGE_SHIFT)
+    }
+
+    #[inline]
+    pub fn bytes(&self) -> usize {
+        self.npages << crate::sizeclass::PAGE_SHIFT
+    }
+
+    /// Objects available in the span itself (returned or never handed out).
+    #[inline]
+    pub fn nfree(&self) -> u32 {
+        self.nelems - self.alloc_count
+    }
+
+    /// Checks the Small invariant by walking the free list.
+    ///
+    /// # Safety
+    /// The span's owner lock is held.
+    pub unsafe fn validate_small(&self) {
+        assert_eq!(self.state, SpanState::Small);
+        assert!(self.freeindex <= self.nelems);
+        let mut n = 0u32;
+        let mut o = self.free_list;
+        while !o.is_null() {
+            let a = o as usize;
+            assert!(a >= self.start && a < self.start + (self.nelems * self.elemsize) as usize);
+            assert_eq!((a - self.start) % self.elemsize as usize, 0);
+            assert!(
+                ((a - self.start) / (self.elemsize as usize)) < self.freeindex as usize,
+                "a returned object was handed out before"
+            );
+            n += 1;
+            assert!(n <= self.nelems, "free list cycles");
+            o = (*o).next;
+        }
+        assert_eq!(
+            self.alloc_count + n + (self.nelems - self.freeindex),
+            self.nelems
+        );
+    }
+}
+
+/// A doubly linked list of spans (the span's `next`/`prev`/`list` fields).
+pub struct MSpanList {
+    pub first: *mut MSpan,
+    pub last: *mut MSpan,
+    pub len: usize,
+}
+
+impl MSpanList {
+    pub const fn new() -> MSpanList {
+        MSpanList {
+            first: ptr::null_mut(),
+            last: ptr::null_mut(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.first.is_null()
+    }
+
+    /// # Safety
+    /// `s` is a valid span on no list; the list's owner lock is held.
+    pub unsafe fn push_front(&mut self, s: *mut MSpan) {
+        debug_assert!((*s).list.is_null());
+        (*s).prev = ptr::null_mut();
+        (*s).next = self.first;
+        if self.first.is_null() {
+            self.last = s;
+        } else {
+            (*self.first).prev = s;
+        }
+        self.first = s;
+        (*s).list = self;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// As `push_front`.
+    pub unsafe fn push_back(&mut self, s: *mut MSpan) {
+        debug_assert!((*s).list.is_null());
+        (*s).next = ptr::null_mut();
+        (*s).prev = self.last;
+        if self.last.is_null() {
+            self.first = s;
+        } else {
+            (*self.last).next = s;
+        }
+        self.last = s;
+        (*s).list = self;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `s` is on this list; the list's owner lock is held.
+    pub unsafe fn remove(&mut self, s: *mut MSpan) {
+        debug_assert!((*s).list == self as *mut MSpanList);
+        if (*s).prev.is_null() {
+            self.first = (*s).next;
+        } else {
+            (*(*s).prev).next = (*s).next;
+        }
+        if (*s).next.is_null() {
+            self.last = (*s).prev;
+        } else {
+            (*(*s).next).prev = (*s).prev;
+        }
+        (*s).next = ptr::null_mut();
+        (*s).prev = ptr::null_mut();
+        (*s).list = ptr::null_mut();
+        self.len -= 1;
+    }
+
+    /// Checks the links and the count.
+    ///
+    /// # Safety
+    /// The list's owner lock is held.
+    pub unsafe fn validate(&self) {
+        let mut n = 0;
+        let mut prev: *mut MSpan = ptr::null_mut();
+        let mut s = self.first;
+        while !s.is_null() {
+            assert_eq!((*s).prev, prev);
+            assert_eq!((*s).list as *const MSpanList, self as *const MSpanList);
+            n += 1;
+            prev = s;
+            s = (*s).next;
+        }
+        assert_eq!(self.last, prev);
+        assert_eq!(n, self.len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(start: usize) -> MSpan {
+        MSpan {
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+            list: ptr::null_mut(),
+            start,
+            npages: 1,
+            free_list: ptr::null_mut(),
+            freeindex: 0,
+            nelems: 0,
+            alloc_count: 0,
+            elemsize: 0,
+            sizeclass: 0,
+            state: SpanState::Free,
+            needzero: false,
+            released: false,
+            free_time: 0,
+        }
+    }
+
+    #[test]
+    fn list_operations() {
+        let mut spans: Vec<MSpan> = (0..6).map(span).collect();
+        let p: Vec<*mut MSpan> = spans.iter_mut().map(|s| s as *mut MSpan).collect();
+        let mut l = MSpanList::new();
+        // SAFETY: the spans outlive the list and this test is the only user.
+        unsafe {
+            for &s in &p[..3] {
+                l.push_front(s);
+            }
+            for &s in &p[3..] {
+                l.push_back(s);
+            }
+            l.validate();
+            assert_eq!(l.len, 6);
+            let order: Vec<usize> = {
+                let mut v = vec![];
+                let mut s = l.first;
+                while !s.is_null() {
+                    v.push((*s).start);
+                    s = (*s).next;
+                }
+                v
+            };
+            assert_eq!(order, vec![2, 1, 0, 3, 4, 5]);
+            l.remove(p[2]);
+            l.remove(p[5]);
+            l.remove(p[0]);
+            l.validate();
+            assert_eq!(l.len, 3);
+            assert!((*p[2]).list.is_null());
+            l.remove(p[1]);
+            l.remove(p[3]);
+            l.remove(p[4]);
+            l.validate();
+            assert!(l.is_empty());
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+/// xorshift64*: a small seeded generator, so every failure can be replayed from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// A size skewed towards small values, up to `max`.
+    pub fn size(&mut self, max: usize) -> usize {
+        let bits = self.below(usize::BITS as u64 - max.leading_zeros() as u64 + 1);
+        (self.next() as usize & ((1usize << bits) - 1)).min(max)
+    }
+}
+
+/// The byte expected at offset `i` of an object stamped with `tag`.
+#[inline]
+pub fn pattern(tag: u64, i: usize) -> u8 {
+    (tag.wrapping_mul(31).wrapping_add(i as u64 * 7) >> 3) as u8
+}
+
+/// # Safety
+/// `p` holds `len` writable bytes.
+pub unsafe fn stamp(p: *mut u8, len: usize, tag: u64) {
+    for i in 0..len {
+        *p.add(i) = pattern(tag, i);
+    }
+}
+
+/// # Safety
+/// `p` holds `len` readable bytes.
+pub unsafe fn check(p: *const u8, len: usize, tag: u64) -> bool {
+    (0..len).all(|i| *p.add(i) == pattern(tag, i))
+}
