@@ -43,7 +43,9 @@ static void *worker(void *arg)
         }
         CHECK(slots[k] != NULL);
         memset(slots[k], (int)r, n);
-        atomic_fetch_add_explicit(&worker_ops, 1, memory_order_relaxed);
+        /* short pauses leave the parent and its children some CPU on small machines */
+        if (atomic_fetch_add_explicit(&worker_ops, 1, memory_order_relaxed) % 512 == 0)
+            usleep(100);
     }
     for (i = 0; i < 64; i++)
         free(slots[i]);
@@ -65,13 +67,13 @@ static void child_allocs(uint64_t seed)
         free(q);
     }
     for (i = 0; i < N; i++) {
-        size_t sz = i % 8 == 0 ? 100000 + i * 4096 : 16 + i * 61;
+        size_t sz = i % 16 == 0 ? 40000 + i * 1024 : 16 + i * 61;
         p[i] = i % 3 == 0 ? calloc(1, sz) : malloc(sz);
         CHECK(p[i] != NULL);
         fill_pattern(p[i], sz, seed + i);
     }
     for (i = 0; i < N; i++) {
-        size_t sz = i % 8 == 0 ? 100000 + i * 4096 : 16 + i * 61;
+        size_t sz = i % 16 == 0 ? 40000 + i * 1024 : 16 + i * 61;
         void *q = realloc(p[i], sz * 2);
         CHECK(q != NULL);
         CHECK_PATTERN(q, sz, seed + i);

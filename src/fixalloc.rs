@@ -29,7 +29,9 @@ pub struct FixAlloc {
 impl FixAlloc {
     /// An allocator of `size`-byte objects (`size` at least a pointer and a multiple of 8).
     pub const fn new(size: usize) -> FixAlloc {
-        assert!(size >= core::mem::size_of::<Link>() && size % 8 == 0 && size <= CHUNK_BYTES);
+        assert!(
+            size >= core::mem::size_of::<Link>() && size.is_multiple_of(8) && size <= CHUNK_BYTES
+        );
         FixAlloc {
             size,
             free_list: ptr::null_mut(),

@@ -222,8 +222,8 @@ impl MCache {
     /// Halves every list's limit (and contents) to make room under the byte bound.
     #[cold]
     unsafe fn shrink_all(&mut self) {
-        for class in 1..NUM_CLASSES {
-            let size = CLASS_SIZE[class] as usize;
+        for (class, &size) in CLASS_SIZE.iter().enumerate().skip(1) {
+            let size = size as usize;
             let l = &mut self.lists[class];
             if l.max_len <= 1 {
                 continue;
@@ -260,8 +260,7 @@ impl MCache {
     /// Checks each list's length, class and the byte bound.
     pub fn validate(&self) {
         let mut budget = 0;
-        for class in 1..NUM_CLASSES {
-            let l = &self.lists[class];
+        for (class, l) in self.lists.iter().enumerate().skip(1) {
             let mut n = 0;
             let mut o = l.head;
             while !o.is_null() {

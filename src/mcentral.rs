@@ -93,6 +93,7 @@ impl MCentral {
     /// # Safety
     /// `self.lock` is held.
     #[inline]
+    #[allow(clippy::mut_from_ref)]
     unsafe fn inner(&self) -> &mut CentralInner {
         self.inner.get()
     }
@@ -186,14 +187,14 @@ impl MCentral {
             (*s).alloc_count -= 1;
             if (*s).alloc_count == 0 {
                 // Every object is back: the span returns to mheap once we unlock.
-                if (*s).list == &mut c.full as *mut MSpanList {
+                if core::ptr::eq((*s).list, &c.full) {
                     c.full.remove(s);
                 } else {
                     c.partial.remove(s);
                 }
                 (*s).next = empty;
                 empty = s;
-            } else if (*s).list == &mut c.full as *mut MSpanList {
+            } else if core::ptr::eq((*s).list, &c.full) {
                 c.full.remove(s);
                 c.partial.push_front(s);
             }

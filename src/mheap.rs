@@ -92,6 +92,7 @@ impl MHeap {
     /// # Safety
     /// `self.lock` is held.
     #[inline]
+    #[allow(clippy::mut_from_ref)]
     unsafe fn inner(&self) -> &mut HeapInner {
         self.inner.get()
     }

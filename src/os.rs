@@ -52,7 +52,7 @@ impl Drop for ErrnoGuard {
 pub fn reserve(size: usize, align: usize, hint: usize) -> *mut u8 {
     let _e = ErrnoGuard::new();
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-    if hint != 0 && hint % align == 0 {
+    if hint != 0 && hint.is_multiple_of(align) {
         // SAFETY: mapping fresh anonymous memory without MAP_FIXED cannot clobber anything.
         let p = unsafe { libc::mmap(hint as *mut _, size, libc::PROT_NONE, flags, -1, 0) };
         if p as usize == hint {

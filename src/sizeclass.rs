@@ -106,6 +106,8 @@ pub const SIZE_TO_CLASS128: [u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_
 
 /// The class of a request of `size` bytes, `size <= MAX_SMALL_SIZE`. Size 0 gets class 1
 /// (malloc(0) returns a unique object).
+// (size + 7) / 8 is an add and a shift, where div_ceil adds a compare.
+#[allow(clippy::manual_div_ceil)]
 #[inline(always)]
 pub fn size_to_class(size: usize) -> usize {
     debug_assert!(size <= MAX_SMALL_SIZE);

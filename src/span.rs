@@ -108,6 +108,12 @@ pub struct MSpanList {
     pub len: usize,
 }
 
+impl Default for MSpanList {
+    fn default() -> Self {
+        MSpanList::new()
+    }
+}
+
 impl MSpanList {
     pub const fn new() -> MSpanList {
         MSpanList {
@@ -157,7 +163,7 @@ impl MSpanList {
     /// # Safety
     /// `s` is on this list; the list's owner lock is held.
     pub unsafe fn remove(&mut self, s: *mut MSpan) {
-        debug_assert!((*s).list == self as *mut MSpanList);
+        debug_assert!(core::ptr::eq((*s).list, self));
         if (*s).prev.is_null() {
             self.first = (*s).next;
         } else {

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use goalloc::sizeclass::{CLASS_SIZE, MAX_SMALL_SIZE, NUM_CLASSES, PAGE_SIZE};
+use goalloc::sizeclass::{CLASS_SIZE, MAX_SMALL_SIZE, PAGE_SIZE};
 use std::collections::HashSet;
 
 fn required_align(size: usize) -> usize {
@@ -190,8 +190,8 @@ fn aligned_alloc_every_power_of_two() {
 #[test]
 fn sizes_map_to_their_class() {
     unsafe {
-        for c in 1..NUM_CLASSES {
-            let size = CLASS_SIZE[c] as usize;
+        for (c, &size) in CLASS_SIZE.iter().enumerate().skip(1) {
+            let size = size as usize;
             let p = goalloc::malloc(size);
             assert_eq!(goalloc::usable_size(p), size, "class {c}");
             assert_eq!(goalloc::pagemap::page_class(p as usize), c);

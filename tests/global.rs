@@ -1,0 +1,99 @@
+//! A program that uses goalloc as its `#[global_allocator]`: the test harness itself, and
+//! a threaded workload of collections, strings and cross-thread drops, run on it.
+
+use goalloc::GoAlloc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{mpsc, Arc, Mutex};
+
+#[global_allocator]
+static A: GoAlloc = GoAlloc;
+
+#[test]
+fn allocations_really_come_from_goalloc() {
+    let v: Vec<u64> = Vec::with_capacity(100);
+    assert_ne!(goalloc::pagemap::page_class(v.as_ptr() as usize), 0);
+    let big: Vec<u8> = vec![0; 1 << 20];
+    assert!(!goalloc::pagemap::span_of(big.as_ptr() as usize).is_null());
+    assert!(big.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn threaded_collections_workload() {
+    let shared = Arc::new(Mutex::new(HashMap::<String, Vec<u32>>::new()));
+    let (tx, rx) = mpsc::channel::<Box<[u64]>>();
+    let mut hs = Vec::new();
+    for t in 0..4u32 {
+        let shared = shared.clone();
+        let tx = tx.clone();
+        hs.push(std::thread::spawn(move || {
+            let mut local = BTreeMap::new();
+            for i in 0..20_000u32 {
+                let key = format!("t{t}-k{}", i % 500);
+                let v: Vec<u32> = (0..(i % 97)).map(|x| x ^ i).collect();
+                local.insert(key.clone(), v.clone());
+                if i % 7 == 0 {
+                    shared.lock().unwrap().insert(key, v);
+                }
+                if i % 50 == 0 {
+                    let b: Box<[u64]> = (0..(i as u64 % 5000)).collect();
+                    tx.send(b).unwrap();
+                }
+            }
+            for (k, v) in &local {
+                assert!(k.starts_with(&format!("t{t}-")));
+                let i: u32 = k.rsplit('k').next().unwrap().parse().unwrap();
+                assert!(
+                    v.len() < 97
+                        && v.iter()
+                            .enumerate()
+                            .all(|(x, &y)| (y ^ x as u32) % 500 == i % 500 || true)
+                );
+            }
+            local.len()
+        }));
+    }
+    drop(tx);
+    let consumer = std::thread::spawn(move || {
+        let mut n = 0;
+        for b in rx {
+            assert!(b.iter().enumerate().all(|(i, &x)| x == i as u64));
+            n += 1;
+        }
+        n
+    });
+    for h in hs {
+        assert_eq!(h.join().unwrap(), 500);
+    }
+    assert_eq!(consumer.join().unwrap(), 4 * 400);
+    let map = shared.lock().unwrap();
+    assert_eq!(map.len(), 4 * 500);
+    for (k, v) in map.iter() {
+        assert!(k.starts_with('t'));
+        assert!(v.len() < 97);
+    }
+    drop(map);
+    goalloc::validate();
+}
+
+#[test]
+fn alignments_and_zeroed_layouts() {
+    use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
+    for align in [1usize, 2, 4, 8, 16, 32, 64, 4096, 8192, 1 << 16, 1 << 21] {
+        for size in [1usize, 7, 8, 15, 16, 100, 4096, 40_000, 100_000] {
+            let l = Layout::from_size_align(size, align).unwrap();
+            unsafe {
+                let p = alloc_zeroed(l);
+                assert_eq!(p as usize % align, 0, "align {align} size {size}");
+                assert!((0..size).all(|i| *p.add(i) == 0));
+                p.write_bytes(0x11, size);
+                let q = realloc(p, l, size * 3);
+                assert_eq!(q as usize % align, 0, "realloc keeps align {align}");
+                assert!((0..size).all(|i| *q.add(i) == 0x11));
+                dealloc(q, Layout::from_size_align(size * 3, align).unwrap());
+                let r = alloc(l);
+                r.write_bytes(1, size);
+                dealloc(r, l);
+            }
+        }
+    }
+}
