@@ -154,7 +154,7 @@ static void test_einval(int have_memalign)
         if (bad_pm[i] == 4 && sizeof(void *) == 4)
             continue;
         errno = 777;
-        r = posix_memalign(&p, opaque_size(bad_pm[i]), 16);
+        r = posix_memalign_opaque(&p, opaque_size(bad_pm[i]), 16);
         CHECKF(r == EINVAL, "posix_memalign(align %zu) returned %d, not EINVAL", bad_pm[i],
                r);
         CHECKF(errno == 777, "posix_memalign(align %zu) set errno to %d", bad_pm[i], errno);

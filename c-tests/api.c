@@ -90,7 +90,7 @@ static void test_free_null_and_errno(void)
     static const size_t sizes[] = {1, 16, 100, 4096, 32768, 40000, 1 << 20, 64 << 20};
     size_t i;
     errno = 12345;
-    free(NULL);
+    free_opaque(NULL);
     CHECKF(errno == 12345, "free(NULL) changed errno to %d", errno);
     for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = malloc(sizes[i]);
@@ -98,7 +98,7 @@ static void test_free_null_and_errno(void)
         memset(p, 1, sizes[i]);
         escape(p);
         errno = 4242;
-        free(p);
+        free_opaque(p);
         CHECKF(errno == 4242, "free of a %zu-byte object changed errno to %d", sizes[i],
                errno);
     }
@@ -375,11 +375,11 @@ static void test_basic_errors(void)
     int r;
     /* bad alignment: posix_memalign returns EINVAL and leaves errno alone */
     errno = 777;
-    r = posix_memalign(&p, 3, 16);
+    r = posix_memalign_opaque(&p, 3, 16);
     CHECKF(r == EINVAL, "posix_memalign(align 3) returned %d", r);
     CHECKF(errno == 777, "posix_memalign changed errno to %d", errno);
     CHECK(p == (void *)0x1);
-    r = posix_memalign(&p, sizeof(void *) / 2, 16);
+    r = posix_memalign_opaque(&p, sizeof(void *) / 2, 16);
     CHECKF(r == EINVAL, "posix_memalign(align sizeof(void*)/2) returned %d", r);
     CHECK(errno == 777);
     /* huge malloc: NULL and ENOMEM */

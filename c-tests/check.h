@@ -77,6 +77,21 @@ static inline void escape(const void *p)
     __asm__ volatile("" : : "r"(p) : "memory");
 }
 
+/* GCC treats free() and posix_memalign() as builtins that leave errno alone, and folds
+ * away a later "errno unchanged" check: the very thing such a check tests. Calls through
+ * a volatile function pointer are opaque, so errno really is read back. */
+static inline void free_opaque(void *p)
+{
+    void (*volatile fn)(void *) = free;
+    fn(p);
+}
+
+static inline int posix_memalign_opaque(void **memptr, size_t align, size_t size)
+{
+    int (*volatile fn)(void **, size_t, size_t) = posix_memalign;
+    return fn(memptr, align, size);
+}
+
 /* A size the compiler cannot see (avoids -Walloc-size-larger-than on purpose-made
  * huge requests, and constant folding of the overflow checks). */
 static inline size_t opaque_size(size_t n)

@@ -68,6 +68,7 @@
 
 #![allow(clippy::missing_safety_doc)]
 
+pub mod ffi;
 pub mod fixalloc;
 mod global_alloc;
 pub mod mcache;
@@ -201,26 +202,15 @@ pub unsafe fn free(p: *mut u8) {
     }
 }
 
-/// Frees `p`, whose requested size (for `aligned_alloc`: with its alignment of at most 16
-/// folded in, see `GoAlloc`) is known to be `size`, saving the page-map lookup.
+/// Frees `p`, allocated by `malloc(size)` (or `realloc` to `size`), using the size to
+/// skip the page-map lookup.
 ///
 /// # Safety
-/// As `free`, and `p` was allocated by `malloc(size)` (or `realloc` to `size`).
+/// As `free`, and `size` is the size `p` was allocated with.
 #[inline]
 pub unsafe fn free_sized(p: *mut u8, size: usize) {
-    if size <= MAX_SMALL_SIZE && !p.is_null() {
-        let class = size_to_class(size);
-        debug_assert_eq!(
-            pagemap::page_class(p as usize),
-            class,
-            "free_sized with a wrong size"
-        );
-        // SAFETY: p is an object of the class its size maps to (caller's contract).
-        unsafe { mcache::free(p, class) };
-    } else {
-        // SAFETY: forwarded contract.
-        unsafe { free(p) };
-    }
+    // SAFETY: malloc(size) is aligned_alloc(1, size).
+    unsafe { free_aligned_sized(p, 1, size) }
 }
 
 #[cold]
@@ -341,6 +331,22 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     q
 }
 
+/// The size class that serves `size` bytes aligned to `align` (a power of two), or None
+/// when a page-aligned large span must. `aligned_alloc` allocates from it and sized frees
+/// of aligned objects find it again here.
+#[inline]
+pub fn class_for(size: usize, align: usize) -> Option<usize> {
+    if align <= 8 {
+        return (size <= MAX_SMALL_SIZE).then(|| size_to_class(size));
+    }
+    let want = size.max(align);
+    if want > MAX_SMALL_SIZE || align > PAGE_SIZE {
+        return None;
+    }
+    // The smallest class of at least `want` bytes whose objects all have the alignment.
+    (size_to_class(want)..NUM_CLASSES).find(|&c| CLASS_ALIGN[c] as usize >= align)
+}
+
 /// Allocates `size` bytes aligned to `align` (a power of two; otherwise null).
 ///
 /// # Safety
@@ -349,22 +355,34 @@ pub unsafe fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
     if !align.is_power_of_two() {
         return ptr::null_mut();
     }
-    if align <= 8 {
-        // SAFETY: plain allocation.
-        return unsafe { malloc(size) };
+    match class_for(size, align) {
+        Some(class) => mcache::alloc(class),
+        None if align <= 8 => alloc_large(size, false),
+        None => alloc_large_aligned(align, size),
     }
-    let want = size.max(align);
-    if want <= MAX_SMALL_SIZE && align <= PAGE_SIZE {
-        // The smallest class at least `want` whose objects all have the alignment.
-        let mut class = size_to_class(want);
-        while class < NUM_CLASSES {
-            if CLASS_ALIGN[class] as usize >= align {
-                return mcache::alloc(class);
-            }
-            class += 1;
+}
+
+/// Frees `p`, allocated by `aligned_alloc(align, size)`, using the size to skip the
+/// page-map lookup.
+///
+/// # Safety
+/// As `free`, and `p` came from `aligned_alloc(align, size)` (or `malloc(size)` when
+/// `align` is at most 16 and `size` at least `align`).
+#[inline]
+pub unsafe fn free_aligned_sized(p: *mut u8, align: usize, size: usize) {
+    match class_for(size, align) {
+        Some(class) if !p.is_null() => {
+            debug_assert_eq!(
+                pagemap::page_class(p as usize),
+                class,
+                "sized free with a wrong size"
+            );
+            // SAFETY: p is an object of that class (caller's contract).
+            unsafe { mcache::free(p, class) }
         }
+        // SAFETY: forwarded contract.
+        _ => unsafe { free(p) },
     }
-    alloc_large_aligned(align, size)
 }
 
 #[cold]
@@ -382,6 +400,20 @@ fn alloc_large_aligned(align: usize, size: usize) -> *mut u8 {
         (*s).needzero = true;
         (*s).start as *mut u8
     }
+}
+
+/// Returns every free page to the OS now (Go's `debug.FreeOSMemory`): the calling thread's
+/// cache and every ready batch go back to their spans first, so that fully free spans
+/// reach mheap. Returns the bytes released.
+pub fn release_all() -> usize {
+    if !init() {
+        return 0;
+    }
+    mcache::flush_current();
+    for (class, c) in CENTRAL.iter().enumerate().skip(1) {
+        c.drain_batches(class);
+    }
+    HEAP.release_all(os::ReleaseMode::DontNeed)
 }
 
 /// Checks every invariant the allocator can check from here: mheap's free lists and

@@ -142,6 +142,15 @@ impl MHeap {
         ok
     }
 
+    /// Releases every free page that is still resident. Returns the bytes released.
+    pub fn release_all(&self, mode: os::ReleaseMode) -> usize {
+        self.lock.lock();
+        // SAFETY: the heap lock is held.
+        let n = unsafe { self.inner().release_all_locked(mode) };
+        self.lock.unlock();
+        n
+    }
+
     pub fn stats(&self) -> HeapStats {
         self.lock.lock();
         // SAFETY: the heap lock is held.
@@ -421,6 +430,29 @@ impl HeapInner {
         }
         Self::map_free_ends(s);
         self.insert_free(s);
+    }
+
+    unsafe fn release_all_locked(&mut self, mode: os::ReleaseMode) -> usize {
+        let mut released = 0;
+        for i in 0..NUM_FREE_LISTS {
+            // Resident spans come first on each list; release from the front until the
+            // first released span. Merging may move a span to another list, which is
+            // fine: a released span never needs to be visited again.
+            loop {
+                let s = self.free[i].first;
+                if s.is_null() || (*s).released {
+                    break;
+                }
+                self.remove_free(s);
+                let zeroed = os::release((*s).start as *mut u8, (*s).bytes(), mode);
+                (*s).released = true;
+                (*s).needzero = !zeroed;
+                self.stats.pages_released += (*s).npages;
+                released += (*s).bytes();
+                self.coalesce_and_insert(s);
+            }
+        }
+        released
     }
 
     unsafe fn resize_large_locked(&mut self, s: *mut MSpan, npages: usize) -> bool {

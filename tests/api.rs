@@ -208,11 +208,21 @@ fn sizes_map_to_their_class() {
 fn foreign_pointers_are_not_ours() {
     let on_stack = 0u64;
     static GLOBAL: u64 = 0;
-    let boxed = Box::new(1u64); // from the system allocator in this test binary
+    // A page mapped by someone else.
+    let foreign = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    } as usize;
     for p in [
         &on_stack as *const u64 as usize,
         &GLOBAL as *const u64 as usize,
-        &*boxed as *const u64 as usize,
+        foreign,
         0x12345678,
         usize::MAX - 7,
         1 << 47,

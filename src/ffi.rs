@@ -1,0 +1,559 @@
+//! The C ABI: the malloc family under its libc names and under the `goalloc_` prefix.
+//!
+//! With the `c-api` feature (on by default) the libc names are exported, so
+//! `libgoalloc.so` replaces the C library's allocator when preloaded or linked. The
+//! `goalloc_*` names are always exported and declared in `include/goalloc.h`, for programs
+//! that link goalloc beside another malloc.
+//!
+//! Here C's conventions are applied to the Rust API: `errno` is set to `ENOMEM` when an
+//! allocation fails and to `EINVAL` for a bad alignment; `free` keeps `errno`;
+//! `posix_memalign` returns its error instead of setting `errno`.
+
+use crate::os;
+use crate::sizeclass::PAGE_SIZE;
+use core::ffi::c_void;
+use core::ptr;
+
+#[inline]
+fn set_errno(e: i32) {
+    errno::set_errno(errno::Errno(e));
+}
+
+#[inline]
+fn enomem_if_null(p: *mut u8) -> *mut c_void {
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p as *mut c_void
+}
+
+/// `malloc(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_malloc(size: usize) -> *mut c_void {
+    enomem_if_null(crate::malloc(size))
+}
+
+/// `free(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_free(p: *mut c_void) {
+    crate::free(p as *mut u8)
+}
+
+/// `calloc(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_calloc(n: usize, size: usize) -> *mut c_void {
+    enomem_if_null(crate::calloc(n, size))
+}
+
+/// `realloc(3)`; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    let q = crate::realloc(p as *mut u8, size);
+    if q.is_null() && (size != 0 || p.is_null()) {
+        set_errno(libc::ENOMEM);
+    }
+    q as *mut c_void
+}
+
+/// `reallocarray(3)`: `realloc(p, n * size)` with the product checked for overflow.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_reallocarray(
+    p: *mut c_void,
+    n: usize,
+    size: usize,
+) -> *mut c_void {
+    match n.checked_mul(size) {
+        Some(total) => goalloc_realloc(p, total),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `posix_memalign(3)`: `EINVAL` unless `align` is a power of two and a multiple of
+/// `sizeof(void *)`; `ENOMEM` when out of memory. `errno` is left alone.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_posix_memalign(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+) -> i32 {
+    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+        return libc::EINVAL;
+    }
+    let p = crate::aligned_alloc(align, size);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    *out = p as *mut c_void;
+    0
+}
+
+/// `aligned_alloc(3)`: NULL with `EINVAL` unless `align` is a power of two.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    enomem_if_null(crate::aligned_alloc(align, size))
+}
+
+/// `memalign(3)`: as glibc, an alignment that is not a power of two is rounded up to one.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_memalign(align: usize, size: usize) -> *mut c_void {
+    let Some(align) = align.max(1).checked_next_power_of_two() else {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    };
+    enomem_if_null(crate::aligned_alloc(align, size))
+}
+
+/// `valloc(3)`: page-aligned (the OS page, 4 KiB).
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_valloc(size: usize) -> *mut c_void {
+    enomem_if_null(crate::aligned_alloc(os_page_size(), size))
+}
+
+/// `pvalloc(3)`: page-aligned, size rounded up to whole OS pages.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_pvalloc(size: usize) -> *mut c_void {
+    let page = os_page_size();
+    let Some(rounded) = size.max(1).checked_next_multiple_of(page) else {
+        set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    enomem_if_null(crate::aligned_alloc(page, rounded))
+}
+
+fn os_page_size() -> usize {
+    // The OS page is 4 KiB on x86_64 Linux; our pages are a multiple of it.
+    const OS_PAGE: usize = 4096;
+    const _: () = assert!(PAGE_SIZE % OS_PAGE == 0);
+    OS_PAGE
+}
+
+/// `malloc_usable_size(3)`: 0 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_usable_size(p: *const c_void) -> usize {
+    crate::usable_size(p as *const u8)
+}
+
+/// C23 `free_sized`: `size` is what was passed to `malloc`/`calloc`/`realloc`.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_free_sized(p: *mut c_void, size: usize) {
+    crate::free_sized(p as *mut u8, size)
+}
+
+/// C23 `free_aligned_sized`: for objects from `aligned_alloc(align, size)`.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
+    crate::free_aligned_sized(p as *mut u8, align, size)
+}
+
+/// Returns every free page to the OS now; the number of bytes released.
+#[no_mangle]
+pub extern "C" fn goalloc_release_all() -> usize {
+    crate::release_all()
+}
+
+/// Heap figures in bytes, under the names of Go's `runtime.MemStats`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct goalloc_heap_stats {
+    /// Bytes in spans in use: small spans (whole) and large objects.
+    pub heap_inuse: usize,
+    /// Bytes in free spans, released or not.
+    pub heap_idle: usize,
+    /// Bytes of free spans returned to the OS.
+    pub heap_released: usize,
+    /// Bytes of heap memory mapped from the OS.
+    pub heap_sys: usize,
+    /// Bytes of metadata (span records, arena records).
+    pub meta_sys: usize,
+}
+
+/// Fills `out` with the heap's current figures.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_read_heap_stats(out: *mut goalloc_heap_stats) {
+    if out.is_null() {
+        return;
+    }
+    let st = crate::mheap::HEAP.stats();
+    *out = goalloc_heap_stats {
+        heap_inuse: st.pages_inuse * PAGE_SIZE,
+        heap_idle: st.pages_free * PAGE_SIZE,
+        heap_released: st.pages_released * PAGE_SIZE,
+        heap_sys: st.sys_bytes,
+        meta_sys: st.meta_bytes,
+    };
+}
+
+/// The libc names, exported only with the `c-api` feature.
+#[cfg(feature = "c-api")]
+mod libc_names {
+    use super::*;
+
+    #[no_mangle]
+    pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+        enomem_if_null(crate::malloc(size))
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn free(p: *mut c_void) {
+        crate::free(p as *mut u8)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn cfree(p: *mut c_void) {
+        crate::free(p as *mut u8)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+        enomem_if_null(crate::calloc(n, size))
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+        goalloc_realloc(p, size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+        goalloc_reallocarray(p, n, size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn posix_memalign(
+        out: *mut *mut c_void,
+        align: usize,
+        size: usize,
+    ) -> i32 {
+        goalloc_posix_memalign(out, align, size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+        goalloc_aligned_alloc(align, size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+        goalloc_memalign(align, size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+        goalloc_valloc(size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+        goalloc_pvalloc(size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+        crate::usable_size(p as *const u8)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
+        crate::free_sized(p as *mut u8, size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
+        crate::free_aligned_sized(p as *mut u8, align, size)
+    }
+
+    /// Releases free memory; returns 1 when something was released (glibc's contract).
+    #[no_mangle]
+    pub extern "C" fn malloc_trim(_pad: usize) -> i32 {
+        (crate::release_all() > 0) as i32
+    }
+
+    /// Accepted and ignored: glibc's tunables do not apply. Returns 1 (success).
+    #[no_mangle]
+    pub extern "C" fn mallopt(_param: i32, _value: i32) -> i32 {
+        1
+    }
+
+    #[no_mangle]
+    pub extern "C" fn mallinfo2() -> libc::mallinfo2 {
+        let st = crate::mheap::HEAP.stats();
+        let inuse = st.pages_inuse * PAGE_SIZE;
+        let idle = st.pages_free * PAGE_SIZE;
+        libc::mallinfo2 {
+            arena: st.sys_bytes,
+            ordblks: 0,
+            smblks: 0,
+            hblks: 0,
+            hblkhd: 0,
+            usmblks: 0,
+            fsmblks: 0,
+            uordblks: inuse,
+            fordblks: idle,
+            keepcost: st.pages_released * PAGE_SIZE,
+        }
+    }
+
+    #[no_mangle]
+    pub extern "C" fn mallinfo() -> libc::mallinfo {
+        let m = mallinfo2();
+        let clamp = |v: usize| v.min(i32::MAX as usize) as i32;
+        libc::mallinfo {
+            arena: clamp(m.arena),
+            ordblks: 0,
+            smblks: 0,
+            hblks: 0,
+            hblkhd: 0,
+            usmblks: 0,
+            fsmblks: 0,
+            uordblks: clamp(m.uordblks),
+            fordblks: clamp(m.fordblks),
+            keepcost: clamp(m.keepcost),
+        }
+    }
+
+    /// A short summary on stderr, as glibc's `malloc_stats`.
+    #[no_mangle]
+    pub extern "C" fn malloc_stats() {
+        let st = crate::mheap::HEAP.stats();
+        let mut b = [[0u8; 20]; 4];
+        let [b0, b1, b2, b3] = &mut b;
+        os::write_stderr(&[
+            b"goalloc: heap_sys=",
+            os::fmt_dec(st.sys_bytes, b0),
+            b" heap_inuse=",
+            os::fmt_dec(st.pages_inuse * PAGE_SIZE, b1),
+            b" heap_idle=",
+            os::fmt_dec(st.pages_free * PAGE_SIZE, b2),
+            b" heap_released=",
+            os::fmt_dec(st.pages_released * PAGE_SIZE, b3),
+        ]);
+    }
+
+    /// glibc's XML shape, with the heap totals.
+    #[no_mangle]
+    pub unsafe extern "C" fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
+        if options != 0 || stream.is_null() {
+            set_errno(libc::EINVAL);
+            return -1;
+        }
+        let st = crate::mheap::HEAP.stats();
+        let mut b = [[0u8; 20]; 3];
+        let [b0, b1, b2] = &mut b;
+        let parts: [&[u8]; 8] = [
+            b"<malloc version=\"1\">\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"0\" size=\"",
+            os::fmt_dec(st.pages_free * PAGE_SIZE, b0),
+            b"\"/>\n<system type=\"current\" size=\"",
+            os::fmt_dec(st.sys_bytes, b1),
+            b"\"/>\n<system type=\"max\" size=\"",
+            os::fmt_dec(st.sys_bytes, b2),
+            b"\"/>\n",
+            b"</malloc>\n",
+        ];
+        for part in parts {
+            libc::fwrite(part.as_ptr() as *const c_void, 1, part.len(), stream);
+        }
+        0
+    }
+}
+
+/// The C++ allocation operators (Itanium ABI names), exported with the `c-api` feature.
+///
+/// `operator new` that cannot allocate calls the program's new-handler and retries, as the
+/// standard requires; without one it throws `std::bad_alloc` through libstdc++'s
+/// `std::__throw_bad_alloc`, both found with `dlsym` so that C programs need no libstdc++.
+#[cfg(feature = "c-api")]
+mod cxx {
+    use super::*;
+
+    type Handler = Option<unsafe extern "C" fn()>;
+
+    unsafe fn lookup(name: &core::ffi::CStr) -> *mut c_void {
+        libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr())
+    }
+
+    /// One allocation attempt for `new_loop`; never unwinds.
+    unsafe extern "C" fn try_alloc(size: usize, align: usize) -> *mut c_void {
+        if align <= 16 {
+            crate::malloc(size) as *mut c_void
+        } else {
+            crate::aligned_alloc(align, size) as *mut c_void
+        }
+    }
+
+    /// The program's new-handler, or null.
+    unsafe extern "C" fn new_handler() -> *mut c_void {
+        let get = lookup(c"_ZSt15get_new_handlerv");
+        if get.is_null() {
+            return ptr::null_mut();
+        }
+        let get: unsafe extern "C" fn() -> Handler = core::mem::transmute(get);
+        match get() {
+            Some(h) => h as *mut c_void,
+            None => ptr::null_mut(),
+        }
+    }
+
+    /// libstdc++'s `std::__throw_bad_alloc`, or an abort when there is no C++ runtime.
+    unsafe extern "C" fn bad_alloc_thrower() -> *mut c_void {
+        let f = lookup(c"_ZSt17__throw_bad_allocv");
+        if f.is_null() {
+            os::fatal("operator new: out of memory and no C++ runtime to throw std::bad_alloc");
+        }
+        f
+    }
+
+    /// `operator new`'s loop (rdi = size, rsi = align, rdx = nothrow): allocate; on
+    /// failure call the new-handler and retry; without one return null (nothrow) or throw
+    /// `std::bad_alloc`. Written in assembly with call-frame information because the
+    /// handler and the throw unwind through it, which a Rust frame built with
+    /// `panic = "abort"` would turn into an abort.
+    #[unsafe(naked)]
+    unsafe extern "C" fn new_loop(_size: usize, _align: usize, _nothrow: usize) -> *mut c_void {
+        core::arch::naked_asm!(
+            ".cfi_startproc",
+            "push rbx",
+            ".cfi_adjust_cfa_offset 8",
+            ".cfi_offset rbx, -16",
+            "push r12",
+            ".cfi_adjust_cfa_offset 8",
+            ".cfi_offset r12, -24",
+            "push r13",
+            ".cfi_adjust_cfa_offset 8",
+            ".cfi_offset r13, -32",
+            "mov rbx, rdi",
+            "mov r12, rsi",
+            "mov r13, rdx",
+            "2:",
+            "mov rdi, rbx",
+            "mov rsi, r12",
+            "call {try_alloc}",
+            "test rax, rax",
+            "jnz 4f",
+            "call {new_handler}",
+            "test rax, rax",
+            "jz 3f",
+            "call rax",
+            "jmp 2b",
+            "3:",
+            "test r13, r13",
+            "jnz 4f",
+            "call {thrower}",
+            "call rax",
+            "4:",
+            "pop r13",
+            ".cfi_adjust_cfa_offset -8",
+            "pop r12",
+            ".cfi_adjust_cfa_offset -8",
+            "pop rbx",
+            ".cfi_adjust_cfa_offset -8",
+            "ret",
+            ".cfi_endproc",
+            try_alloc = sym try_alloc,
+            new_handler = sym new_handler,
+            thrower = sym bad_alloc_thrower,
+        )
+    }
+
+    #[inline(always)]
+    unsafe fn delete_sized(p: *mut c_void, size: usize, align: usize) {
+        if align <= 16 {
+            crate::free_sized(p as *mut u8, size)
+        } else {
+            crate::free_aligned_sized(p as *mut u8, align, size)
+        }
+    }
+
+    /// Declares exported `operator new` variants that load `align` (rsi) and `nothrow`
+    /// (rdx) and jump to `new_loop`, leaving no frame of their own.
+    macro_rules! operator_new {
+        ($($name:ident($($arg:ident),*) => [$($setup:literal),*];)*) => {$(
+            #[unsafe(naked)]
+            #[no_mangle]
+            pub unsafe extern "C" fn $name($($arg: usize),*) -> *mut c_void {
+                core::arch::naked_asm!($($setup,)* "jmp {l}", l = sym new_loop)
+            }
+        )*};
+    }
+
+    operator_new! {
+        // new(size), new[](size)
+        _Znwm(size) => ["mov esi, 1", "xor edx, edx"];
+        _Znam(size) => ["mov esi, 1", "xor edx, edx"];
+        // new(size, nothrow)
+        _ZnwmRKSt9nothrow_t(size, nothrow) => ["mov esi, 1", "mov edx, 1"];
+        _ZnamRKSt9nothrow_t(size, nothrow) => ["mov esi, 1", "mov edx, 1"];
+        // new(size, align)
+        _ZnwmSt11align_val_t(size, align) => ["xor edx, edx"];
+        _ZnamSt11align_val_t(size, align) => ["xor edx, edx"];
+        // new(size, align, nothrow): rdx is the nothrow_t reference, never null.
+        _ZnwmSt11align_val_tRKSt9nothrow_t(size, align, nothrow) => [];
+        _ZnamSt11align_val_tRKSt9nothrow_t(size, align, nothrow) => [];
+    }
+
+    // operator delete: plain, array, nothrow
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdlPv(p: *mut c_void) {
+        crate::free(p as *mut u8)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdaPv(p: *mut c_void) {
+        crate::free(p as *mut u8)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
+        crate::free(p as *mut u8)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
+        crate::free(p as *mut u8)
+    }
+    // sized delete: the size finds the class without the page map
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdlPvm(p: *mut c_void, size: usize) {
+        delete_sized(p, size, 1)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdaPvm(p: *mut c_void, size: usize) {
+        delete_sized(p, size, 1)
+    }
+    // aligned delete
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdlPvSt11align_val_t(p: *mut c_void, _align: usize) {
+        crate::free(p as *mut u8)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdaPvSt11align_val_t(p: *mut c_void, _align: usize) {
+        crate::free(p as *mut u8)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdlPvSt11align_val_tRKSt9nothrow_t(
+        p: *mut c_void,
+        _align: usize,
+        _: *const c_void,
+    ) {
+        crate::free(p as *mut u8)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdaPvSt11align_val_tRKSt9nothrow_t(
+        p: *mut c_void,
+        _align: usize,
+        _: *const c_void,
+    ) {
+        crate::free(p as *mut u8)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
+        delete_sized(p, size, align)
+    }
+    #[no_mangle]
+    pub unsafe extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
+        delete_sized(p, size, align)
+    }
+}
