@@ -25,7 +25,7 @@
 # 120 s, bounds one run so a deadlock shows up as a FAIL):
 #   python   PYTHONMALLOC=malloc so every object goes through malloc: 4 threads
 #            churning dicts/lists/strings, producers/consumer across threads,
-#            a 500k-entry dict, a 128 MiB bytearray grown/sliced, a 96 MiB
+#            a 400k-entry dict, a 128 MiB bytearray grown/sliced, a 96 MiB
 #            calloc'd bytes object read back as zeros, a 20k-record json trip
 #   git      3000 files in 60 dirs, 2 commits with fixed dates, gc, fsck,
 #            log --stat, archive, grep; HEAD hash must equal glibc's
@@ -33,7 +33,7 @@
 #            aggregates, a join, group_concat, delete/update, integrity_check
 #   gcc      1600 generated functions in 2 units, -O2 in parallel, link, run;
 #            sha256 of the objects and binary
-#   perl     300k-key hash, regexes over a 4 MiB text, 150k strings sorted
+#   perl     300k-key hash, regexes over a 5 MiB text, 150k strings sorted
 #   sort     40 MiB: -S 256M in memory, -S 4M with temp files, keyed, -u;
 #            all --parallel=2
 #   xz       32 MiB: -T2 -2 in 4 MiB blocks, -T2 decompress, -t

@@ -79,7 +79,7 @@ pub unsafe extern "C" fn goalloc_posix_memalign(
     align: usize,
     size: usize,
 ) -> i32 {
-    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<usize>()) {
         return libc::EINVAL;
     }
     let p = crate::aligned_alloc(align, size);
@@ -130,7 +130,7 @@ pub unsafe extern "C" fn goalloc_pvalloc(size: usize) -> *mut c_void {
 fn os_page_size() -> usize {
     // The OS page is 4 KiB on x86_64 Linux; our pages are a multiple of it.
     const OS_PAGE: usize = 4096;
-    const _: () = assert!(PAGE_SIZE % OS_PAGE == 0);
+    const _: () = assert!(PAGE_SIZE.is_multiple_of(OS_PAGE));
     OS_PAGE
 }
 

@@ -230,7 +230,7 @@ fn staleness_note(lib: &Path) -> String {
                 }
             }
         } else if let Ok(t) = meta.modified() {
-            if best.as_ref().map_or(true, |(b, _)| t > *b) {
+            if best.as_ref().is_none_or(|(b, _)| t > *b) {
                 *best = Some((t, path.to_path_buf()));
             }
         }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting and lints, the Rust and C tests in release and debug
+# builds, then real programs under LD_PRELOAD compared with glibc.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --release -- -D warnings
+
+echo "== cargo test --release (unit, integration, C programs preloaded and linked)"
+cargo test --release
+
+echo "== cargo test (debug build: debug assertions on)"
+cargo test --lib --test api --test threads --test property --test global --test header
+
+echo "== real programs under LD_PRELOAD"
+scripts/smoke-preload.sh
