@@ -9,6 +9,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --release -- -D warnings
 
+echo "== cargo build --release (the library the C tests and smoke tests load)"
+cargo build --release
+
 echo "== cargo test --release (unit, integration, C programs preloaded and linked)"
 cargo test --release
 
