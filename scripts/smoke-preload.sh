@@ -138,8 +138,8 @@ elif [[ -n $lib ]]; then
     lib="$(cd -- "$(dirname -- "$lib")" && pwd -P)/$(basename -- "$lib")"
 else
     # Same rule as scripts/goalloc.
-    target=${CARGO_TARGET_DIR:-target}
-    [[ $target == /* ]] || target=$root/$target
+    target=${CARGO_TARGET_DIR:-$root/target}
+    [[ $target == /* ]] || target=$PWD/$target   # cargo takes it relative to the cwd
     lib=$target/release/libgoalloc.so
     inputs=()
     for p in src Cargo.toml build.rs; do
@@ -148,7 +148,7 @@ else
     if [[ ! -f $lib ]] ||
         { [[ ${#inputs[@]} -gt 0 ]] && [[ -n $(find "${inputs[@]}" -newer "$lib" -print -quit) ]]; }; then
         echo "$prog: building $lib" >&2
-        (cd -- "$root" && cargo build --release --lib --quiet) >&2 || die "cargo build failed"
+        (cd -- "$root" && CARGO_TARGET_DIR=$target cargo build --release --lib --quiet) >&2 || die "cargo build failed"
         [[ -f $lib ]] || die "cargo build succeeded but $lib does not exist"
         touch -c -- "$lib"
     fi

@@ -575,7 +575,6 @@ mod tests {
         assert!(crate::init());
         let h = &HEAP;
         h.validate();
-        let base = h.stats();
         // SAFETY: every span used here is allocated in this test and freed once.
         unsafe {
             let a = h.alloc_span(3, 0);
@@ -596,9 +595,9 @@ mod tests {
             h.free_span(b);
             h.free_span(a);
             h.free_span(c);
+            // Other tests allocate concurrently (the harness itself runs on goalloc), so
+            // the heap's totals are not compared here; validate() checks they add up.
             h.validate();
-            let after = h.stats();
-            assert_eq!(after.pages_inuse, base.pages_inuse);
 
             let d = h.alloc_span_aligned(4, 1 << 20);
             assert_eq!((*d).start % (1 << 20), 0);
