@@ -197,22 +197,22 @@ mod libc_names {
 
     #[no_mangle]
     pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-        enomem_if_null(crate::malloc(size))
+        goalloc_malloc(size)
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn free(p: *mut c_void) {
-        crate::free(p as *mut u8)
+        goalloc_free(p)
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn cfree(p: *mut c_void) {
-        crate::free(p as *mut u8)
+        goalloc_free(p)
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
-        enomem_if_null(crate::calloc(n, size))
+        goalloc_calloc(n, size)
     }
 
     #[no_mangle]
@@ -256,17 +256,17 @@ mod libc_names {
 
     #[no_mangle]
     pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
-        crate::usable_size(p as *const u8)
+        goalloc_usable_size(p)
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
-        crate::free_sized(p as *mut u8, size)
+        goalloc_free_sized(p, size)
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-        crate::free_aligned_sized(p as *mut u8, align, size)
+        goalloc_free_aligned_sized(p, align, size)
     }
 
     /// Releases free memory; returns 1 when something was released (glibc's contract).

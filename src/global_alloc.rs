@@ -1,8 +1,13 @@
 //! GoAlloc: goalloc as Rust's global allocator.
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static A: goalloc::GoAlloc = goalloc::GoAlloc;
+//!
+//! fn main() {
+//!     let v: Vec<u32> = (0..1000).collect();
+//!     assert_ne!(goalloc::pagemap::page_class(v.as_ptr() as usize), 0, "from goalloc");
+//! }
 //! ```
 //!
 //! Layouts with an alignment of at most 16 go through the size-class path, and their

@@ -146,40 +146,21 @@ pub unsafe fn free(v: *mut u8, size: usize) {
 /// None → Ready, for metadata (spans, arena records): zeroed memory, page-aligned.
 /// Returns null when out of memory.
 pub fn alloc_metadata(size: usize) -> *mut u8 {
-    let _e = ErrnoGuard::new();
-    // SAFETY: a fresh anonymous mapping cannot clobber anything.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        ptr::null_mut()
-    } else {
-        p as *mut u8
-    }
+    map_fresh(size, 0)
 }
 
 /// None → Ready without a commit charge: a large zeroed table of which only the touched
 /// pages will ever cost memory (the page map's arena index).
 pub fn alloc_sparse_table(size: usize) -> *mut u8 {
+    map_fresh(size, libc::MAP_NORESERVE)
+}
+
+fn map_fresh(size: usize, extra_flags: i32) -> *mut u8 {
     let _e = ErrnoGuard::new();
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags;
+    let prot = libc::PROT_READ | libc::PROT_WRITE;
     // SAFETY: a fresh anonymous mapping cannot clobber anything.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
+    let p = unsafe { libc::mmap(ptr::null_mut(), size, prot, flags, -1, 0) };
     if p == libc::MAP_FAILED {
         ptr::null_mut()
     } else {
