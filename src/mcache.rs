@@ -67,10 +67,57 @@ pub fn init() -> bool {
     true
 }
 
+// An initial-exec TLS slot holding the address of this thread's cache. Rust's
+// `thread_local!` in a shared library uses the general-dynamic model: a call to
+// `__tls_get_addr` on every access. An initial-exec slot is one load relative to `%fs`
+// through a GOT entry the loader fills once. It is only 8 bytes, so a `dlopen` of the
+// library still fits in glibc's surplus of static TLS.
+core::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".p2align 3",
+    ".type goalloc_tls_mcache, @object",
+    ".size goalloc_tls_mcache, 8",
+    "goalloc_tls_mcache:",
+    ".zero 8",
+    ".popsection",
+);
+
 /// This thread's cache.
 #[inline(always)]
 fn cache() -> *mut MCache {
-    CACHE.with(|c| c.get())
+    let p: *mut MCache;
+    // SAFETY: reads the 8-byte slot defined above in this thread's static TLS block.
+    unsafe {
+        core::arch::asm!(
+            "mov {p}, qword ptr [rip + goalloc_tls_mcache@GOTTPOFF]",
+            "mov {p}, qword ptr fs:[{p}]",
+            p = out(reg) p,
+            options(nostack, preserves_flags, readonly, pure),
+        );
+    }
+    if p.is_null() {
+        cache_slow()
+    } else {
+        p
+    }
+}
+
+/// The first access of a thread: find its cache and remember it in the fast slot.
+#[cold]
+#[inline(never)]
+fn cache_slow() -> *mut MCache {
+    let p = CACHE.with(|c| c.get());
+    // SAFETY: writes this thread's own slot, defined above.
+    unsafe {
+        core::arch::asm!(
+            "mov {t}, qword ptr [rip + goalloc_tls_mcache@GOTTPOFF]",
+            "mov qword ptr fs:[{t}], {p}",
+            t = out(reg) _,
+            p = in(reg) p,
+            options(nostack, preserves_flags),
+        );
+    }
+    p
 }
 
 /// Pops an object of class `class`, or null when out of memory.

@@ -111,11 +111,17 @@ pub const SIZE_TO_CLASS128: [u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_
 #[inline(always)]
 pub fn size_to_class(size: usize) -> usize {
     debug_assert!(size <= MAX_SMALL_SIZE);
-    if size <= SMALL_SIZE_MAX {
-        // A zero-sized request indexes entry 0, which holds class 1.
-        SIZE_TO_CLASS8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV] as usize
-    } else {
-        SIZE_TO_CLASS128[(size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV] as usize
+    // SAFETY: the indexes are in range for size <= MAX_SMALL_SIZE, which every caller
+    // checks first (the tests run every size through here with debug assertions on).
+    unsafe {
+        if size <= SMALL_SIZE_MAX {
+            // A zero-sized request indexes entry 0, which holds class 1.
+            *SIZE_TO_CLASS8.get_unchecked((size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV) as usize
+        } else {
+            *SIZE_TO_CLASS128
+                .get_unchecked((size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV)
+                as usize
+        }
     }
 }
 
