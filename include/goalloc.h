@@ -25,6 +25,14 @@ typedef struct goalloc_heap_stats {
   size_t heap_sys;
   // Bytes of metadata (span records, arena records).
   size_t meta_sys;
+  // 1 when the scavenger thread runs in this process.
+  size_t scav_running;
+  // Bytes the scavenger thread has released.
+  uint64_t scav_released;
+  // CPU time the scavenger thread has used, in nanoseconds.
+  uint64_t scav_cpu_ns;
+  // Times the scavenger thread woke up.
+  uint64_t scav_wakeups;
 } goalloc_heap_stats;
 
 #ifdef __cplusplus

@@ -13,6 +13,7 @@ use crate::os;
 use crate::sizeclass::PAGE_SIZE;
 use core::ffi::c_void;
 use core::ptr;
+use core::sync::atomic::Ordering::Relaxed;
 
 #[inline]
 fn set_errno(e: i32) {
@@ -172,6 +173,14 @@ pub struct goalloc_heap_stats {
     pub heap_sys: usize,
     /// Bytes of metadata (span records, arena records).
     pub meta_sys: usize,
+    /// 1 when the scavenger thread runs in this process.
+    pub scav_running: usize,
+    /// Bytes the scavenger thread has released.
+    pub scav_released: u64,
+    /// CPU time the scavenger thread has used, in nanoseconds.
+    pub scav_cpu_ns: u64,
+    /// Times the scavenger thread woke up.
+    pub scav_wakeups: u64,
 }
 
 /// Fills `out` with the heap's current figures.
@@ -187,6 +196,10 @@ pub unsafe extern "C" fn goalloc_read_heap_stats(out: *mut goalloc_heap_stats) {
         heap_released: st.pages_released * PAGE_SIZE,
         heap_sys: st.sys_bytes,
         meta_sys: st.meta_bytes,
+        scav_running: crate::scavenger::running() as usize,
+        scav_released: crate::scavenger::RELEASED_BYTES.load(Relaxed),
+        scav_cpu_ns: crate::scavenger::CPU_NS.load(Relaxed),
+        scav_wakeups: crate::scavenger::WAKEUPS.load(Relaxed),
     };
 }
 

@@ -74,8 +74,10 @@ mod global_alloc;
 pub mod mcache;
 pub mod mcentral;
 pub mod mheap;
+pub mod options;
 pub mod os;
 pub mod pagemap;
+pub mod scavenger;
 pub mod sizeclass;
 pub mod span;
 pub mod sync;
@@ -106,6 +108,7 @@ pub fn init() -> bool {
 fn init_slow() -> bool {
     match INIT_STATE.compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire) {
         Ok(_) => {
+            options::load();
             if !(pagemap::init() && mcache::init()) {
                 INIT_STATE.store(UNINIT, Ordering::Release);
                 return false;
@@ -148,6 +151,8 @@ extern "C" fn fork_child() {
     for c in CENTRAL.iter().skip(1) {
         c.lock.reset_after_fork();
     }
+    HEAP.after_fork_child();
+    scavenger::after_fork_child();
 }
 
 /// Allocates `size` bytes: 16-byte aligned from 16 bytes up, 8-byte aligned below.
@@ -171,6 +176,7 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
         return ptr::null_mut();
     }
     let s = HEAP.alloc_span(size.div_ceil(PAGE_SIZE), 0);
+    scavenger::poll();
     if s.is_null() {
         return ptr::null_mut();
     }
@@ -226,8 +232,13 @@ unsafe fn free_slow(p: *mut u8) {
     // SAFETY: s is a span record (records live forever); the program owns its object.
     unsafe {
         match (*s).state {
-            SpanState::Large if (*s).start == p as usize => HEAP.free_span(s),
-            SpanState::Free => os::fatal_ptr("free(): double free or invalid pointer", p as usize),
+            SpanState::Large if (*s).start == p as usize => {
+                HEAP.free_span(s);
+                scavenger::poll();
+            }
+            SpanState::Free | SpanState::Releasing => {
+                os::fatal_ptr("free(): double free or invalid pointer", p as usize)
+            }
             _ => os::fatal_ptr(
                 "free(): invalid pointer (not the start of an object)",
                 p as usize,
@@ -413,7 +424,7 @@ pub fn release_all() -> usize {
     for (class, c) in CENTRAL.iter().enumerate().skip(1) {
         c.drain_batches(class);
     }
-    HEAP.release_all(os::ReleaseMode::DontNeed)
+    HEAP.release_all(scavenger::release_mode())
 }
 
 /// Checks every invariant the allocator can check from here: mheap's free lists and

@@ -75,6 +75,10 @@ pub fn init() -> bool {
 core::arch::global_asm!(
     ".pushsection .tbss,\"awT\",@nobits",
     ".p2align 3",
+    // Global so that every codegen unit links to it, hidden so that no other module
+    // sees or interposes it.
+    ".globl goalloc_tls_mcache",
+    ".hidden goalloc_tls_mcache",
     ".type goalloc_tls_mcache, @object",
     ".size goalloc_tls_mcache, 8",
     "goalloc_tls_mcache:",
@@ -246,6 +250,8 @@ impl MCache {
                 self.release(class, excess);
             }
         }
+        // Spans may have gone back to mheap; the cache is consistent again.
+        crate::scavenger::poll();
     }
 
     /// Moves the first `n` objects of list `class` to mcentral.

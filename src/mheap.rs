@@ -37,6 +37,8 @@ pub struct HeapStats {
     pub pages_free: usize,
     /// Pages in free spans whose memory went back to the OS (HeapReleased).
     pub pages_released: usize,
+    /// Pages of free spans off the lists while being released (counted in `pages_free`).
+    pub pages_releasing: usize,
     /// Bytes of heap memory mapped from the OS (HeapSys).
     pub sys_bytes: usize,
     /// Bytes of metadata mapped: spans and arena records.
@@ -46,12 +48,39 @@ pub struct HeapStats {
     pub large_frees: u64,
 }
 
+impl HeapStats {
+    /// Resident free pages beyond the retained goal: the heap may keep what is in use plus
+    /// 10% of it (Go's retained-heap goal); what is resident beyond that, the scavenger
+    /// releases.
+    pub fn excess_pages(&self) -> usize {
+        let retained = self.pages_inuse + self.pages_free - self.pages_released;
+        let goal = self.pages_inuse + self.pages_inuse / 10;
+        retained.saturating_sub(goal)
+    }
+}
+
+/// What one `scavenge_chunk` did.
+#[derive(Clone, Copy, Debug)]
+pub struct Scavenged {
+    /// Bytes released (0: nothing eligible).
+    pub bytes: usize,
+    /// When nothing was eligible but some resident free span will be after its idle
+    /// delay: nanoseconds until the first one is.
+    pub wait_ns: u64,
+}
+
+/// `release_all` works in chunks of this many pages (64 MiB), so that no span is off the
+/// free lists for long.
+const RELEASE_ALL_CHUNK_PAGES: usize = 8192;
+
 struct HeapInner {
     /// `free[n]`: free spans of n pages; `free[0]`: spans of `NUM_FREE_LISTS` pages or more.
     free: [MSpanList; NUM_FREE_LISTS],
     /// Bit n set when `free[n]` is not empty.
     nonempty: u128,
     spanalloc: FixAlloc,
+    /// Spans in state Releasing.
+    releasing: MSpanList,
     /// The part of the current reservation not mapped yet: `[cur, cur_end)`.
     cur: usize,
     cur_end: usize,
@@ -64,6 +93,7 @@ pub static HEAP: MHeap = MHeap {
     inner: Guarded::new(HeapInner {
         free: [const { MSpanList::new() }; NUM_FREE_LISTS],
         nonempty: 0,
+        releasing: MSpanList::new(),
         spanalloc: FixAlloc::new(core::mem::size_of::<MSpan>().next_multiple_of(8)),
         cur: 0,
         cur_end: 0,
@@ -71,6 +101,7 @@ pub static HEAP: MHeap = MHeap {
             pages_inuse: 0,
             pages_free: 0,
             pages_released: 0,
+            pages_releasing: 0,
             sys_bytes: 0,
             meta_bytes: 0,
             large_allocs: 0,
@@ -126,8 +157,11 @@ impl MHeap {
     /// `s` is an in-use span that nothing refers to any more.
     pub unsafe fn free_span(&self, s: *mut MSpan) {
         self.lock.lock();
-        self.inner().free_span_locked(s);
+        let h = self.inner();
+        h.free_span_locked(s);
+        let excess = h.stats.excess_pages();
         self.lock.unlock();
+        crate::scavenger::on_free(excess);
     }
 
     /// Resizes the Large span `s` in place to `npages` pages: shrinking always works,
@@ -142,13 +176,76 @@ impl MHeap {
         ok
     }
 
-    /// Releases every free page that is still resident. Returns the bytes released.
-    pub fn release_all(&self, mode: os::ReleaseMode) -> usize {
+    /// Releases one chunk of resident free pages: from the eligible span (freed at least
+    /// `min_age_ns` before `now`) with the highest address, at most `max_pages` pages
+    /// taken from its end, and with `to_goal` no more than the pages over the retained
+    /// goal. The `madvise` runs without the heap lock, on a span taken off the lists.
+    pub fn scavenge_chunk(
+        &self,
+        now: u64,
+        min_age_ns: u64,
+        max_pages: usize,
+        mode: os::ReleaseMode,
+        to_goal: bool,
+    ) -> Scavenged {
         self.lock.lock();
         // SAFETY: the heap lock is held.
-        let n = unsafe { self.inner().release_all_locked(mode) };
+        let (s, wait_ns) = unsafe {
+            self.inner()
+                .take_for_release_locked(now, min_age_ns, max_pages, to_goal)
+        };
         self.lock.unlock();
-        n
+        if s.is_null() {
+            return Scavenged { bytes: 0, wait_ns };
+        }
+        // SAFETY: s is in state Releasing: no one else touches it or its pages.
+        unsafe {
+            let bytes = (*s).bytes();
+            let zeroed = os::release((*s).start as *mut u8, bytes, mode);
+            self.lock.lock();
+            self.inner().put_released_locked(s, zeroed);
+            self.lock.unlock();
+            Scavenged { bytes, wait_ns: 0 }
+        }
+    }
+
+    /// Releases every resident free page now. Returns the bytes released.
+    pub fn release_all(&self, mode: os::ReleaseMode) -> usize {
+        let mut total = 0;
+        loop {
+            let r = self.scavenge_chunk(0, 0, RELEASE_ALL_CHUNK_PAGES, mode, false);
+            if r.bytes == 0 {
+                return total;
+            }
+            total += r.bytes;
+        }
+    }
+
+    /// Resident free pages beyond the retained goal (see `HeapStats::excess_pages`).
+    pub fn excess_pages(&self) -> usize {
+        self.lock.lock();
+        // SAFETY: the heap lock is held.
+        let e = unsafe { self.inner().stats.excess_pages() };
+        self.lock.unlock();
+        e
+    }
+
+    /// In a forked child: spans whose release was under way in another thread of the
+    /// parent go back on the free lists, counted as resident.
+    pub fn after_fork_child(&self) {
+        self.lock.lock();
+        // SAFETY: the heap lock is held.
+        unsafe {
+            let h = self.inner();
+            while !h.releasing.is_empty() {
+                let s = h.releasing.first;
+                h.releasing.remove(s);
+                h.stats.pages_releasing -= (*s).npages;
+                (*s).state = SpanState::Free;
+                h.coalesce_and_insert(s);
+            }
+        }
+        self.lock.unlock();
     }
 
     pub fn stats(&self) -> HeapStats {
@@ -432,27 +529,70 @@ impl HeapInner {
         self.insert_free(s);
     }
 
-    unsafe fn release_all_locked(&mut self, mode: os::ReleaseMode) -> usize {
-        let mut released = 0;
-        for i in 0..NUM_FREE_LISTS {
-            // Resident spans come first on each list; release from the front until the
-            // first released span. Merging may move a span to another list, which is
-            // fine: a released span never needs to be visited again.
-            loop {
-                let s = self.free[i].first;
-                if s.is_null() || (*s).released {
-                    break;
+    unsafe fn take_for_release_locked(
+        &mut self,
+        now: u64,
+        min_age_ns: u64,
+        max_pages: usize,
+        to_goal: bool,
+    ) -> (*mut MSpan, u64) {
+        let limit = if to_goal {
+            self.stats.excess_pages()
+        } else {
+            usize::MAX
+        };
+        if limit == 0 {
+            return (ptr::null_mut(), 0);
+        }
+        let mut best: *mut MSpan = ptr::null_mut();
+        let mut wait_ns = u64::MAX;
+        for list in &self.free {
+            // Resident spans come first on each list.
+            let mut s = list.first;
+            while !s.is_null() && !(*s).released {
+                let age = now.saturating_sub((*s).free_time);
+                if age >= min_age_ns {
+                    if best.is_null() || (*s).start > (*best).start {
+                        best = s;
+                    }
+                } else {
+                    wait_ns = wait_ns.min(min_age_ns - age);
                 }
-                self.remove_free(s);
-                let zeroed = os::release((*s).start as *mut u8, (*s).bytes(), mode);
-                (*s).released = true;
-                (*s).needzero = !zeroed;
-                self.stats.pages_released += (*s).npages;
-                released += (*s).bytes();
-                self.coalesce_and_insert(s);
+                s = (*s).next;
             }
         }
-        released
+        if best.is_null() {
+            return (
+                ptr::null_mut(),
+                if wait_ns == u64::MAX { 0 } else { wait_ns },
+            );
+        }
+        self.remove_free(best);
+        let take = (*best).npages.min(max_pages).min(limit).max(1);
+        if (*best).npages > take {
+            // Release the highest pages; the rest stays on the lists.
+            let front = self.split_front(best, (*best).npages - take);
+            if !front.is_null() {
+                self.insert_free(front);
+            }
+        }
+        (*best).state = SpanState::Releasing;
+        self.stats.pages_releasing += (*best).npages;
+        self.releasing.push_back(best);
+        (best, 0)
+    }
+
+    unsafe fn put_released_locked(&mut self, s: *mut MSpan, zeroed: bool) {
+        self.releasing.remove(s);
+        let n = (*s).npages;
+        self.stats.pages_releasing -= n;
+        self.stats.pages_released += n;
+        (*s).state = SpanState::Free;
+        (*s).released = true;
+        if zeroed {
+            (*s).needzero = false;
+        }
+        self.coalesce_and_insert(s);
     }
 
     unsafe fn resize_large_locked(&mut self, s: *mut MSpan, npages: usize) -> bool {
@@ -556,6 +696,13 @@ impl HeapInner {
                 }
                 s = sp.next;
             }
+        }
+        self.releasing.validate();
+        let mut s = self.releasing.first;
+        while !s.is_null() {
+            assert_eq!((*s).state, SpanState::Releasing);
+            free_pages += (*s).npages;
+            s = (*s).next;
         }
         assert_eq!(free_pages, self.stats.pages_free);
         assert_eq!(released_pages, self.stats.pages_released);

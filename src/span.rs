@@ -27,6 +27,9 @@ pub enum SpanState {
     Free = 0,
     Small = 1,
     Large = 2,
+    /// Free, taken off the free lists while its pages are being released (the scavenger
+    /// calls `madvise` without the heap lock); on mheap's `releasing` list.
+    Releasing = 3,
 }
 
 #[repr(C)]

@@ -91,8 +91,22 @@ impl Default for Mutex {
 }
 
 fn futex_wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: FUTEX_WAIT only reads the word at this valid, aligned address; a spurious
-    // return is harmless because the caller re-checks the state in a loop.
+    futex_wait_timeout(word, expected, None);
+}
+
+/// Sleeps while `*word == expected`, at most `timeout_ns` when given. Returns early on a
+/// wake-up, a signal, or when the word already differs.
+pub fn futex_wait_timeout(word: &AtomicU32, expected: u32, timeout_ns: Option<u64>) {
+    let ts = timeout_ns.map(|ns| libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT only reads the word at this valid, aligned address and the
+    // optional relative timeout; a spurious return is harmless because every caller
+    // re-checks its condition.
     unsafe {
         let e = errno::errno();
         libc::syscall(
@@ -100,13 +114,14 @@ fn futex_wait(word: &AtomicU32, expected: u32) {
             word.as_ptr(),
             libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
             expected,
-            core::ptr::null::<libc::timespec>(),
+            tsp,
         );
         errno::set_errno(e);
     }
 }
 
-fn futex_wake_one(word: &AtomicU32) {
+/// Wakes one thread sleeping on `word`.
+pub fn futex_wake_one(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE does not access memory beyond using the address as a key.
     unsafe {
         let e = errno::errno();

@@ -90,6 +90,11 @@ const CXX_NEW: Program = Program {
     cxx: true,
     ..c("cxx_new", &["cxx_new.cpp"])
 };
+/// The scavenger's cases, each in a process of its own; about 20 s.
+const SCAVENGE: Program = Program {
+    timeout: Duration::from_secs(120),
+    ..c("scavenge", &["scavenge.c"])
+};
 const HEADER_API: Program = c("header_api", &["header_api.c"]);
 const HEADER_API_CPP: Program = Program {
     cxx: true,
@@ -125,6 +130,8 @@ c_test!(startup_preload, STARTUP, Mode::Preload);
 c_test!(startup_linked, STARTUP, Mode::Linked);
 c_test!(cxx_new_preload, CXX_NEW, Mode::Preload);
 c_test!(cxx_new_linked, CXX_NEW, Mode::Linked);
+c_test!(scavenge_preload, SCAVENGE, Mode::Preload);
+c_test!(scavenge_linked, SCAVENGE, Mode::Linked);
 c_test!(header_api_linked, HEADER_API, Mode::Linked);
 c_test!(header_api_cpp_linked, HEADER_API_CPP, Mode::Linked);
 

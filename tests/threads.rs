@@ -139,3 +139,62 @@ fn exiting_threads_return_their_caches() {
     assert!(grown < 64 << 20, "heap in use grew by {grown} bytes");
     goalloc::validate();
 }
+
+/// Pages are released (`release_all`, as the scavenger does: spans taken off the lists,
+/// `madvise` without the lock) while other threads allocate, free and reuse them; every
+/// object stays intact, reused released memory reads as zero from calloc, and the heap's
+/// invariants hold.
+#[test]
+fn release_races_with_allocation() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let releaser = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut total = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                total += goalloc::release_all();
+                goalloc::mheap::HEAP.validate();
+            }
+            total
+        })
+    };
+    let workers: Vec<_> = (0..3)
+        .map(|t| {
+            thread::spawn(move || {
+                let mut rng = Rng::new(77 + t);
+                let mut live: Vec<(usize, usize, u64)> = Vec::new();
+                for i in 0..4000u64 {
+                    let len = if rng.below(3) == 0 {
+                        32768 + rng.size(4 << 20)
+                    } else {
+                        rng.size(20000)
+                    };
+                    let p = unsafe { goalloc::calloc(1, len) };
+                    assert!(!p.is_null());
+                    assert!(
+                        unsafe { (0..len).step_by(61).all(|k| *p.add(k) == 0) },
+                        "calloc zero"
+                    );
+                    unsafe { stamp(p, len.min(4096), i) };
+                    live.push((p as usize, len, i));
+                    if live.len() > 40 {
+                        let (q, l, tag) = live.swap_remove(rng.below(live.len() as u64) as usize);
+                        assert!(unsafe { check(q as *const u8, l.min(4096), tag) });
+                        unsafe { goalloc::free(q as *mut u8) };
+                    }
+                }
+                for (q, l, tag) in live {
+                    assert!(unsafe { check(q as *const u8, l.min(4096), tag) });
+                    unsafe { goalloc::free(q as *mut u8) };
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let released = releaser.join().unwrap();
+    assert!(released > 0, "something was released while the workers ran");
+    goalloc::validate();
+}
