@@ -10,9 +10,9 @@
 //!                                  │ needs a span / span fully free
 //!                                  ▼
 //!  n > 32 KiB ───────────────► mheap (8 KiB pages, spans, arenas, page map; one lock)
-//!                                  │
+//!                                  │ idle free spans
 //!                                  ▼
-//!                                 os (reserve, map, release, free)
+//!                              scavenger thread ──► os (reserve, map, release, free)
 //! ```
 //!
 //! Calls go downward only: `lib`/`global_alloc` → `mcache` → `mcentral` → `mheap` → `os`.
@@ -37,7 +37,11 @@
 //! 5. **Zeroing**: spans know whether their pages may hold old data (`needzero`): pages
 //!    fresh from the OS or released with `MADV_DONTNEED` are zero, so `calloc` of a large
 //!    object does not clear them again.
-//! 6. **realloc** stays in place when the new size has the same class, or for large
+//! 6. **Scavenging**: free spans idle for `GOALLOC_SCAVENGE_DELAY_MS` go back to the OS
+//!    (`madvise`) from a background thread, paced to keep in-use plus 10% resident and to
+//!    spend about 1% of a core; `malloc_trim(0)` releases everything free at once. See
+//!    `scavenger`.
+//! 7. **realloc** stays in place when the new size has the same class, or for large
 //!    objects the same pages, fewer pages, or more pages that are free right after.
 //!
 //! # Memory states
@@ -49,7 +53,8 @@
 //! # Lock order
 //!
 //! `mcentral[c].lock` (one class at a time) → `mheap.lock`. The fixed-size allocator for
-//! spans is guarded by `mheap.lock`. No lock is held while calling into the program or
+//! spans is guarded by `mheap.lock`. The scavenger takes only `mheap.lock`, and calls
+//! `madvise` without it on spans it has taken off the free lists (state Releasing). No lock is held while calling into the program or
 //! while another class's lock is taken. `fork()` takes every lock in this order first
 //! (`pthread_atfork`), so the child starts with a consistent heap.
 //!
@@ -65,6 +70,8 @@
 //! | mheap | the page heap: arenas, free spans, large objects |
 //! | arena | 64 MiB of reserved address space; its metadata lives outside it |
 //! | batch | a chain of `CLASS_BATCH[c]` objects moved at once between mcache and mcentral |
+//! | scavenger | the background thread that returns idle free pages to the OS |
+//! | released | a free span's pages went back to the OS (`HeapReleased`) |
 
 #![allow(clippy::missing_safety_doc)]
 
