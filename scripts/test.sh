@@ -16,7 +16,7 @@ echo "== cargo test --release (unit, integration, C programs preloaded and linke
 cargo test --release
 
 echo "== cargo test (debug build: debug assertions on)"
-cargo test --lib --test api --test threads --test property --test global --test header
+cargo test --lib --test api --test threads --test property --test global --test header --test docs
 
 echo "== real programs under LD_PRELOAD"
 scripts/smoke-preload.sh
