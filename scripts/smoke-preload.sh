@@ -184,6 +184,11 @@ BASE_ENV=(
     PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1
     PERL_HASH_SEED=0 PERL_PERTURB_KEYS=0
 )
+# goalloc's own options pass through to both sides (e.g. GOALLOC_CHECK=1 runs every
+# program in checked mode); glibc ignores them.
+while IFS= read -r name; do
+    BASE_ENV+=("$name=${!name}")
+done < <(compgen -e | grep '^GOALLOC_' || true)
 
 # ------------------------------------------------------- workload programs --
 # Written to $tmp/in once, read by both sides.

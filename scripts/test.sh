@@ -18,5 +18,8 @@ cargo test --release
 echo "== cargo test (debug build: debug assertions on)"
 cargo test --lib --test api --test threads --test property --test global --test header --test docs
 
+echo "== the Rust tests again in checked mode (GOALLOC_CHECK=1)"
+GOALLOC_CHECK=1 cargo test --release --test api --test threads --test property --test global
+
 echo "== real programs under LD_PRELOAD"
 scripts/smoke-preload.sh

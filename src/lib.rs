@@ -75,6 +75,7 @@
 
 #![allow(clippy::missing_safety_doc)]
 
+pub mod checked;
 pub mod ffi;
 pub mod fixalloc;
 mod global_alloc;
@@ -116,6 +117,7 @@ fn init_slow() -> bool {
     match INIT_STATE.compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire) {
         Ok(_) => {
             options::load();
+            checked::init();
             if !(pagemap::init() && mcache::init()) {
                 INIT_STATE.store(UNINIT, Ordering::Release);
                 return false;
@@ -199,16 +201,24 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
 }
 
 /// Frees an object from `malloc`, `calloc`, `realloc` or `aligned_alloc`. Null is ignored.
-/// A pointer that is not the start of one of our objects ends the process with a message.
+/// A pointer that is not the start of one of our objects, or a repeated free where that is
+/// cheap to see, is reported as `GOALLOC_INVALID_FREE` says (default: a message and abort).
 ///
 /// # Safety
 /// `p` is null or was returned by this allocator and is not used again.
 #[inline]
 pub unsafe fn free(p: *mut u8) {
-    let class = pagemap::page_class(p as usize);
-    if class != 0 {
-        // SAFETY: the page map says p is in a Small span of this class.
-        unsafe { mcache::free(p, class) };
+    let info = pagemap::page_info(p as usize);
+    if info != 0 {
+        if !pagemap::is_object_start(p as usize, info) {
+            checked::invalid(
+                "free(): invalid pointer (not the start of an object)",
+                p as usize,
+            );
+            return;
+        }
+        // SAFETY: the page map says p starts an object of this class.
+        unsafe { mcache::free(p, info & 0xff) };
     } else if !p.is_null() {
         // SAFETY: forwarded contract.
         unsafe { free_slow(p) };
@@ -229,28 +239,12 @@ pub unsafe fn free_sized(p: *mut u8, size: usize) {
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8) {
-    let s = pagemap::span_of(p as usize);
-    if s.is_null() {
-        os::fatal_ptr(
-            "free(): invalid pointer (not allocated by goalloc)",
-            p as usize,
-        );
-    }
-    // SAFETY: s is a span record (records live forever); the program owns its object.
-    unsafe {
-        match (*s).state {
-            SpanState::Large if (*s).start == p as usize => {
-                HEAP.free_span(s);
-                scavenger::poll();
-            }
-            SpanState::Free | SpanState::Releasing => {
-                os::fatal_ptr("free(): double free or invalid pointer", p as usize)
-            }
-            _ => os::fatal_ptr(
-                "free(): invalid pointer (not the start of an object)",
-                p as usize,
-            ),
-        }
+    // SAFETY: forwarded contract.
+    let s = unsafe { large_span_of(p, "free()") };
+    if !s.is_null() {
+        // SAFETY: s is the Large span of the program's object p.
+        unsafe { HEAP.free_span(s) };
+        scavenger::poll();
     }
 }
 
@@ -274,17 +268,54 @@ pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
     }
 }
 
-/// The Large span that `p` starts, or an abort naming the caller.
-unsafe fn large_span_of(p: *mut u8, what: &str) -> *mut span::MSpan {
+/// The Large span that `p` starts; otherwise `p` is reported as a bad pointer passed to
+/// `call` (e.g. `"free()"`) and the result is null.
+unsafe fn large_span_of(p: *mut u8, call: &str) -> *mut span::MSpan {
     let s = pagemap::span_of(p as usize);
-    // SAFETY: span records live forever; a valid pointer's span is owned by the program.
-    if s.is_null() || unsafe { (*s).state != SpanState::Large || (*s).start != p as usize } {
-        os::fatal_ptr(what, p as usize);
-    }
-    s
+    let what = if s.is_null() {
+        "invalid pointer (not allocated by goalloc)"
+    } else {
+        // SAFETY: span records live forever; the state of a span the program owns is stable.
+        match unsafe { (*s).state } {
+            SpanState::Large if unsafe { (*s).start } == p as usize => return s,
+            SpanState::Free | SpanState::Releasing => "double free or invalid pointer",
+            _ => "invalid pointer (not the start of an object)",
+        }
+    };
+    let mut msg = [0u8; 96];
+    let n = call.len().min(40);
+    msg[..n].copy_from_slice(&call.as_bytes()[..n]);
+    msg[n] = b':';
+    msg[n + 1] = b' ';
+    let m = what.len().min(msg.len() - n - 2);
+    msg[n + 2..n + 2 + m].copy_from_slice(&what.as_bytes()[..m]);
+    // The parts are ASCII, so the text is valid UTF-8.
+    checked::invalid(
+        core::str::from_utf8(&msg[..n + 2 + m]).unwrap_or(what),
+        p as usize,
+    );
+    ptr::null_mut()
 }
 
-/// Usable bytes of the object at `p` (at least what was requested); 0 for null.
+/// The class of a small object at `p`, 0 for a large one, or None after reporting a
+/// pointer into a small span that does not start an object.
+#[inline]
+fn small_class_of(p: *const u8, call: &str) -> Option<usize> {
+    let info = pagemap::page_info(p as usize);
+    if info != 0 && !pagemap::is_object_start(p as usize, info) {
+        let what = if call.starts_with('r') {
+            "realloc(): invalid pointer (not the start of an object)"
+        } else {
+            "malloc_usable_size(): invalid pointer (not the start of an object)"
+        };
+        checked::invalid(what, p as usize);
+        return None;
+    }
+    Some(info & 0xff)
+}
+
+/// Usable bytes of the object at `p` (at least what was requested); 0 for null and for a
+/// bad pointer (which is reported).
 ///
 /// # Safety
 /// `p` is null or a live object of this allocator.
@@ -292,12 +323,20 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
     if p.is_null() {
         return 0;
     }
-    let class = pagemap::page_class(p as usize);
-    if class != 0 {
-        return CLASS_SIZE[class] as usize;
+    match small_class_of(p, "malloc_usable_size()") {
+        None => 0,
+        Some(0) => {
+            // SAFETY: forwarded contract.
+            let s = unsafe { large_span_of(p as *mut u8, "malloc_usable_size()") };
+            if s.is_null() {
+                0
+            } else {
+                // SAFETY: s is the live Large span of p.
+                unsafe { (*s).bytes() }
+            }
+        }
+        Some(class) => CLASS_SIZE[class] as usize,
     }
-    // SAFETY: forwarded contract.
-    unsafe { (*large_span_of(p as *mut u8, "malloc_usable_size(): invalid pointer")).bytes() }
 }
 
 /// Resizes the object at `p` to `size` bytes, keeping its contents up to the smaller size.
@@ -316,7 +355,9 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         unsafe { free(p) };
         return ptr::null_mut();
     }
-    let class = pagemap::page_class(p as usize);
+    let Some(class) = small_class_of(p, "realloc()") else {
+        return ptr::null_mut();
+    };
     let old_size = if class != 0 {
         if size <= MAX_SMALL_SIZE && size_to_class(size) == class {
             return p;
@@ -324,7 +365,10 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         CLASS_SIZE[class] as usize
     } else {
         // SAFETY: forwarded contract.
-        let s = unsafe { large_span_of(p, "realloc(): invalid pointer") };
+        let s = unsafe { large_span_of(p, "realloc()") };
+        if s.is_null() {
+            return ptr::null_mut();
+        }
         if size > MAX_SMALL_SIZE {
             if size > isize::MAX as usize {
                 return ptr::null_mut();

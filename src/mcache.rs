@@ -150,6 +150,11 @@ pub unsafe fn free(p: *mut u8, class: usize) {
     let c = cache();
     let l = (*c).lists.get_unchecked_mut(class);
     let o = p as *mut FreeObject;
+    if o == l.head {
+        // Freed twice in a row: the cheap case of a double free (checked mode sees all).
+        crate::checked::invalid("free(): double free", p as usize);
+        return;
+    }
     (*o).next = l.head;
     l.head = o;
     l.len += 1;
@@ -178,7 +183,9 @@ impl MCache {
             self.register();
         }
         let l = &mut self.lists[class];
-        if l.max_len == 0 {
+        // Checked mode keeps every list empty (limit 0), so that each operation reaches
+        // mcentral, where the checks are.
+        if l.max_len == 0 && !crate::checked::enabled() {
             l.max_len = 1;
             self.budget_used += CLASS_SIZE[class] as usize;
         }
@@ -203,6 +210,9 @@ impl MCache {
     }
 
     fn grow_max_len(&mut self, class: usize) {
+        if crate::checked::enabled() {
+            return;
+        }
         let batch = CLASS_BATCH[class] as u32;
         let size = CLASS_SIZE[class] as usize;
         let l = &mut self.lists[class];
@@ -235,7 +245,9 @@ impl MCache {
         let n = self.lists[class].len.min(batch);
         self.release(class, n);
         let l = &mut self.lists[class];
-        if l.max_len < batch {
+        if crate::checked::enabled() {
+            // The limit stays 0.
+        } else if l.max_len < batch {
             if self.budget_used + size <= MAX_CACHE_BYTES {
                 l.max_len += 1;
                 self.budget_used += size;

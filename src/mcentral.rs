@@ -8,7 +8,9 @@
 //!
 //! Lock order: one mcentral lock at a time; `MHeap.lock` may be taken while holding it.
 
+use crate::checked;
 use crate::mheap::HEAP;
+use crate::os;
 use crate::pagemap;
 use crate::sizeclass::{CLASS_BATCH, CLASS_NELEMS, CLASS_NPAGES, CLASS_SIZE, NUM_CLASSES};
 use crate::span::{FreeObject, MSpan, MSpanList, SpanState};
@@ -65,21 +67,39 @@ fn max_batches(class: usize) -> usize {
 }
 
 /// Moves up to `want` objects from span `s` onto the chain `*head`. Returns how many.
+/// In checked mode each object is marked allocated, and one that comes back from the
+/// span's free list must still hold the fill (else something wrote to it after free).
 ///
 /// # Safety
 /// The caller owns `s` (its mcentral lock is held, or the span is not published yet).
 unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -> u32 {
     let mut n = 0;
+    let size = (*s).elemsize as usize;
+    let bits = (*s).allocbits;
     while n < want && !(*s).free_list.is_null() {
         let o = (*s).free_list;
-        (*s).free_list = (*o).next;
+        (*s).free_list = (*s).next_free(o);
+        if !bits.is_null() {
+            let i = (o as usize - (*s).start) / size;
+            if checked::test_and_set(bits, i) {
+                os::fatal_ptr(
+                    "corrupted span: a free object is marked allocated:",
+                    o as usize,
+                );
+            }
+            if !checked::fill_intact(o as *const u8, size) {
+                os::fatal_ptr("write after free detected in the object at", o as usize);
+            }
+        }
         (*o).next = *head;
         *head = o;
         n += 1;
     }
-    let size = (*s).elemsize as usize;
     while n < want && (*s).freeindex < (*s).nelems {
         let o = ((*s).start + (*s).freeindex as usize * size) as *mut FreeObject;
+        if !bits.is_null() {
+            checked::test_and_set(bits, (*s).freeindex as usize);
+        }
         (*o).next = *head;
         *head = o;
         (*s).freeindex += 1;
@@ -87,6 +107,27 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
     }
     (*s).alloc_count += n;
     n
+}
+
+/// Returns object `o` to its span `s`. False (and nothing changed) when checked mode sees
+/// that it is not allocated: a double free, already reported.
+///
+/// # Safety
+/// The span's mcentral lock is held; `o` is an object of `s`.
+#[inline]
+unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject) -> bool {
+    let bits = (*s).allocbits;
+    if !bits.is_null() {
+        let size = (*s).elemsize as usize;
+        if !checked::test_and_clear(bits, (o as usize - (*s).start) / size) {
+            checked::invalid("free(): double free", o as usize);
+            return false;
+        }
+        checked::fill(o as *mut u8, size);
+    }
+    (*s).push_free(o);
+    (*s).alloc_count -= 1;
+    true
 }
 
 impl MCentral {
@@ -141,6 +182,14 @@ impl MCentral {
             (*s).freeindex = 0;
             (*s).alloc_count = 0;
             (*s).free_list = ptr::null_mut();
+            (*s).allocbits = ptr::null_mut();
+            if checked::enabled() {
+                (*s).allocbits = checked::alloc_bitmap();
+                if (*s).allocbits.is_null() {
+                    HEAP.free_span(s);
+                    return (ptr::null_mut(), 0);
+                }
+            }
             n = take_from_span(s, want, &mut head);
             self.lock.lock();
             let c = self.inner();
@@ -181,11 +230,21 @@ impl MCentral {
             let o = head;
             head = (*o).next;
             let s = pagemap::span_of(o as usize);
+            if checked::enabled() && (s.is_null() || (*s).sizeclass as usize != class) {
+                // Only a sized free with the wrong size brings an object here.
+                checked::invalid(
+                    "free_sized(): the size does not match the object",
+                    o as usize,
+                );
+                continue;
+            }
             debug_assert!(!s.is_null() && (*s).sizeclass as usize == class);
-            (*o).next = (*s).free_list;
-            (*s).free_list = o;
-            (*s).alloc_count -= 1;
-            if (*s).alloc_count == 0 {
+            if !return_to_span(s, o) {
+                continue;
+            }
+            // Checked mode keeps empty spans: their free objects carry the fill and the
+            // bitmap that later frees and allocations are checked against.
+            if (*s).alloc_count == 0 && !checked::enabled() {
                 // Every object is back: the span returns to mheap once we unlock.
                 if core::ptr::eq((*s).list, &c.full) {
                     c.full.remove(s);
@@ -204,6 +263,10 @@ impl MCentral {
             let s = empty;
             empty = (*s).next;
             (*s).next = ptr::null_mut();
+            if !(*s).allocbits.is_null() {
+                checked::free_bitmap((*s).allocbits);
+                (*s).allocbits = ptr::null_mut();
+            }
             HEAP.free_span(s);
         }
     }

@@ -40,6 +40,19 @@ fn parse_madvise(v: &[u8]) -> Option<u64> {
     }
 }
 
+fn parse_invalid(v: &[u8]) -> Option<u64> {
+    match v {
+        b"abort" => Some(INVALID_ABORT),
+        b"warn" => Some(INVALID_WARN),
+        b"ignore" => Some(INVALID_IGNORE),
+        _ => None,
+    }
+}
+
+pub const INVALID_ABORT: u64 = 0;
+pub const INVALID_WARN: u64 = 1;
+pub const INVALID_IGNORE: u64 = 2;
+
 pub const MADVISE_DONTNEED: u64 = 0;
 pub const MADVISE_FREE: u64 = 1;
 
@@ -47,9 +60,12 @@ pub const MADVISE_FREE: u64 = 1;
 pub const SCAVENGE: usize = 0;
 pub const SCAVENGE_DELAY_MS: usize = 1;
 pub const MADVISE: usize = 2;
+pub const INVALID_FREE: usize = 3;
+pub const CHECK: usize = 4;
+const NUM_OPTIONS: usize = 5;
 
 /// The table of options.
-pub static OPTIONS: [OptionDef; 3] = [
+pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
     OptionDef {
         name: "GOALLOC_SCAVENGE",
         default: 1,
@@ -68,9 +84,21 @@ pub static OPTIONS: [OptionDef; 3] = [
         help: "dontneed: released pages leave RSS at once and read as zero; free: MADV_FREE, the kernel takes them under pressure",
         parse: parse_madvise,
     },
+    OptionDef {
+        name: "GOALLOC_INVALID_FREE",
+        default: INVALID_ABORT,
+        help: "what a bad pointer passed to free, realloc or malloc_usable_size gets: abort (a goalloc: line, then abort()), warn (the line, and the call does nothing), ignore",
+        parse: parse_invalid,
+    },
+    OptionDef {
+        name: "GOALLOC_CHECK",
+        default: 0,
+        help: "1: checked mode: every double free, writes after free and corrupted free lists are detected, at a large cost in speed",
+        parse: parse_bool,
+    },
 ];
 
-static VALUES: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+static VALUES: [AtomicU64; NUM_OPTIONS] = [const { AtomicU64::new(0) }; NUM_OPTIONS];
 static LOADED: AtomicBool = AtomicBool::new(false);
 
 extern "C" {
@@ -146,6 +174,8 @@ mod tests {
         assert_eq!(parse_madvise(b"free"), Some(MADVISE_FREE));
         assert_eq!(parse_madvise(b"dontneed"), Some(MADVISE_DONTNEED));
         assert_eq!(parse_madvise(b"never"), None);
+        assert_eq!(parse_invalid(b"warn"), Some(INVALID_WARN));
+        assert_eq!(parse_invalid(b"crash"), None);
         for o in &OPTIONS {
             assert!(o.name.starts_with("GOALLOC_"));
             assert!(!o.help.is_empty());

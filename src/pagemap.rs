@@ -14,7 +14,7 @@ use crate::os;
 use crate::sizeclass::PAGE_SHIFT;
 use crate::span::MSpan;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU16, Ordering};
 
 /// log2 of the arena size.
 pub const ARENA_SHIFT: usize = 26;
@@ -33,8 +33,10 @@ pub struct HeapArena {
     /// The span owning each page: every page of an in-use span, the first and last page of
     /// a free span, null elsewhere.
     pub spans: [AtomicPtr<MSpan>; PAGES_PER_ARENA],
-    /// The size class of each page of a Small span; 0 for every other page.
-    pub pageclass: [AtomicU8; PAGES_PER_ARENA],
+    /// For each page of a Small span: its size class in the low byte and its index within
+    /// the span in the high byte (so that `free` can check an object's offset without
+    /// loading the span). 0 for every other page.
+    pub pageinfo: [AtomicU16; PAGES_PER_ARENA],
 }
 
 static ARENA_INDEX: AtomicPtr<AtomicPtr<HeapArena>> = AtomicPtr::new(ptr::null_mut());
@@ -69,16 +71,35 @@ fn page_in_arena(addr: usize) -> usize {
     (addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
 }
 
-/// The size class of the Small span holding `addr`; 0 when `addr` is in a Large or Free
-/// span or not ours at all (the caller then asks `span_of`).
+/// The page-info word of the page holding `addr`: `class | page_index << 8` for a page of
+/// a Small span, 0 when `addr` is in a Large or Free span or not ours at all (the caller
+/// then asks `span_of`).
 #[inline(always)]
-pub fn page_class(addr: usize) -> usize {
+pub fn page_info(addr: usize) -> usize {
     let a = arena_of(addr);
     if a.is_null() {
         return 0;
     }
     // SAFETY: a is a live arena record (records are never freed).
-    unsafe { (*a).pageclass[page_in_arena(addr)].load(Ordering::Relaxed) as usize }
+    unsafe { (*a).pageinfo[page_in_arena(addr)].load(Ordering::Relaxed) as usize }
+}
+
+/// The size class of the Small span holding `addr`, or 0 (see `page_info`).
+#[inline(always)]
+pub fn page_class(addr: usize) -> usize {
+    page_info(addr) & 0xff
+}
+
+/// Whether `addr`, in a page whose info word is `info` (class != 0), is the start of an
+/// object: its offset in the span is a multiple of the class size below `nelems × size`.
+#[inline(always)]
+pub fn is_object_start(addr: usize, info: usize) -> bool {
+    use crate::sizeclass::{object_index, CLASS_NELEMS, CLASS_SIZE, PAGE_SIZE};
+    let class = info & 0xff;
+    let offset = (addr & (PAGE_SIZE - 1)) + ((info >> 8) << PAGE_SHIFT);
+    let index = object_index(class, offset);
+    // SAFETY (indexing): class < NUM_CLASSES for every info word the heap writes.
+    index * CLASS_SIZE[class] as usize == offset && index < CLASS_NELEMS[class] as usize
 }
 
 /// The span owning the page holding `addr`, or null.
@@ -113,18 +134,24 @@ pub unsafe fn set_span(addr: usize, s: *mut MSpan) {
     (*a).spans[page_in_arena(addr)].store(s, Ordering::Relaxed);
 }
 
-/// Points every page of `npages` from `start` at `s` and sets their class byte.
+/// Points every page of `npages` from `start` at `s` and sets their info word (class 0:
+/// not a Small span).
 ///
 /// # Safety
 /// As `set_span`, for every page of the range.
 pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
     let mut addr = start;
-    for _ in 0..npages {
+    for k in 0..npages {
         let a = arena_of(addr);
         debug_assert!(!a.is_null());
         let i = page_in_arena(addr);
         (*a).spans[i].store(s, Ordering::Relaxed);
-        (*a).pageclass[i].store(class, Ordering::Relaxed);
+        let info = if class == 0 {
+            0
+        } else {
+            class as u16 | (k as u16) << 8
+        };
+        (*a).pageinfo[i].store(info, Ordering::Relaxed);
         addr += 1 << PAGE_SHIFT;
     }
 }

@@ -57,6 +57,9 @@ pub struct MSpan {
     pub released: bool,
     /// Free: when the span was freed (`os::nanotime`).
     pub free_time: u64,
+    /// Small, checked mode only: a bit per object, set while it is allocated (handed out
+    /// of the span); the links of `free_list` are encoded (`checked::encode`).
+    pub allocbits: *mut u64,
 }
 
 impl MSpan {
@@ -74,6 +77,46 @@ impl MSpan {
     #[inline]
     pub fn nfree(&self) -> u32 {
         self.nelems - self.alloc_count
+    }
+
+    /// The object after `o` on this span's free list (links are encoded in checked mode).
+    ///
+    /// # Safety
+    /// `o` is on this span's free list; the span's owner lock is held.
+    #[inline]
+    pub unsafe fn next_free(&self, o: *mut FreeObject) -> *mut FreeObject {
+        let stored = (*o).next as usize;
+        if self.allocbits.is_null() {
+            return stored as *mut FreeObject;
+        }
+        let next = crate::checked::decode(o as usize, stored);
+        let end = self.start + (self.nelems * self.elemsize) as usize;
+        if next != 0
+            && (next < self.start
+                || next >= end
+                || !(next - self.start).is_multiple_of(self.elemsize as usize))
+        {
+            crate::os::fatal_ptr(
+                "corrupted free list (a freed object was written to) at",
+                o as usize,
+            );
+        }
+        next as *mut FreeObject
+    }
+
+    /// Puts `o` on this span's free list (encoding the link in checked mode).
+    ///
+    /// # Safety
+    /// `o` is a free object of this span; the span's owner lock is held.
+    #[inline]
+    pub unsafe fn push_free(&mut self, o: *mut FreeObject) {
+        let next = self.free_list as usize;
+        (*o).next = if self.allocbits.is_null() {
+            next
+        } else {
+            crate::checked::encode(o as usize, next)
+        } as *mut FreeObject;
+        self.free_list = o;
     }
 
     /// Checks the Small invariant by walking the free list.
@@ -95,7 +138,14 @@ impl MSpan {
             );
             n += 1;
             assert!(n <= self.nelems, "free list cycles");
-            o = (*o).next;
+            if !self.allocbits.is_null() {
+                let i = (a - self.start) / self.elemsize as usize;
+                assert!(
+                    *self.allocbits.add(i / 64) & (1 << (i % 64)) == 0,
+                    "a free object is marked allocated"
+                );
+            }
+            o = self.next_free(o);
         }
         assert_eq!(
             self.alloc_count + n + (self.nelems - self.freeindex),
@@ -224,6 +274,7 @@ mod tests {
             needzero: false,
             released: false,
             free_time: 0,
+            allocbits: ptr::null_mut(),
         }
     }
 

@@ -292,3 +292,11 @@ fn bad_frees_abort_with_a_message() {
         expect_abort(case);
     }
 }
+
+#[test]
+fn checked_mode_follows_the_environment() {
+    let p = unsafe { goalloc::malloc(10) };
+    unsafe { goalloc::free(p) };
+    let want = std::env::var("GOALLOC_CHECK").is_ok_and(|v| v == "1");
+    assert_eq!(goalloc::checked::enabled(), want);
+}

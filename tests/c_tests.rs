@@ -95,6 +95,8 @@ const SCAVENGE: Program = Program {
     timeout: Duration::from_secs(120),
     ..c("scavenge", &["scavenge.c"])
 };
+/// Bad pointers and checked mode, each case in a process of its own.
+const BADFREE: Program = c("badfree", &["badfree.c"]);
 const HEADER_API: Program = c("header_api", &["header_api.c"]);
 const HEADER_API_CPP: Program = Program {
     cxx: true,
@@ -132,6 +134,8 @@ c_test!(cxx_new_preload, CXX_NEW, Mode::Preload);
 c_test!(cxx_new_linked, CXX_NEW, Mode::Linked);
 c_test!(scavenge_preload, SCAVENGE, Mode::Preload);
 c_test!(scavenge_linked, SCAVENGE, Mode::Linked);
+c_test!(badfree_preload, BADFREE, Mode::Preload);
+c_test!(badfree_linked, BADFREE, Mode::Linked);
 c_test!(header_api_linked, HEADER_API, Mode::Linked);
 c_test!(header_api_cpp_linked, HEADER_API_CPP, Mode::Linked);
 

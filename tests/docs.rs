@@ -11,6 +11,7 @@ fn readme_lists_every_option() {
             .unwrap_or_else(|| panic!("README has no options row for {}", o.name));
         let default_text = match o.name {
             "GOALLOC_MADVISE" => ["dontneed", "free"][o.default as usize].to_string(),
+            "GOALLOC_INVALID_FREE" => ["abort", "warn", "ignore"][o.default as usize].to_string(),
             _ => o.default.to_string(),
         };
         assert!(

@@ -1,0 +1,223 @@
+/* badfree.c — bad pointers end in one `goalloc:` line naming the call and the pointer,
+ * then abort(); GOALLOC_INVALID_FREE=warn|ignore change that; GOALLOC_CHECK=1 catches
+ * what the default paths cannot (any double free, writes after free, corrupted lists).
+ *
+ * With no argument, runs every case in a process of its own (re-executing itself) and
+ * checks how it ended and what it printed on stderr. Never a segfault.
+ */
+#define _GNU_SOURCE
+#include "check.h"
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+static int global_object;
+
+static void *wild(void) { return (void *)(uintptr_t)0x12345678; }
+
+/* Opaque to the compiler, so that it does not reason about the bad calls. */
+static void *(*volatile realloc_p)(void *, size_t) = realloc;
+static size_t (*volatile usable_p)(void *) = malloc_usable_size;
+
+static void touch(void *p, size_t n) { memset(p, 0x11, n); }
+
+static void case_free_wild(void) { free_opaque(wild()); }
+static void case_free_stack(void) { int x; free_opaque(&x); }
+static void case_free_global(void) { free_opaque(&global_object); }
+static void case_free_interior_small(void) { char *p = malloc(100); touch(p, 100); free_opaque(p + 16); }
+static void case_free_interior_large(void) { char *p = malloc(100000); touch(p, 100000); free_opaque(p + 16); }
+static void case_free_interior_large_page(void) { char *p = malloc(100000); free_opaque(p + 3 * 8192); }
+static void case_double_small(void) { void *p = malloc(48); touch(p, 48); free_opaque(p); free_opaque(p); }
+static void case_double_large(void) { void *p = malloc(200000); free_opaque(p); free_opaque(p); }
+static void case_realloc_wild(void) { realloc_p(wild(), 10); }
+static void case_realloc_interior(void) { char *p = malloc(64); realloc_p(p + 8, 100); }
+static void case_realloc_freed_large(void) { void *p = malloc(300000); free_opaque(p); realloc_p(p, 10); }
+static void case_usable_wild(void) { usable_p(wild()); }
+static void case_usable_interior(void) { char *p = malloc(5000); usable_p(p + 100); }
+
+/* GOALLOC_INVALID_FREE=warn / ignore: the bad calls do nothing and the program goes on. */
+static void case_tolerated(void)
+{
+    free_opaque(wild());
+    char *p = malloc(100);
+    free_opaque(p + 16);
+    CHECK(realloc_p(wild(), 10) == NULL);
+    CHECK(usable_p(p + 16) == 0);
+    free_opaque(p);
+    void *q = malloc(100);
+    CHECK(q != NULL);
+    free_opaque(q);
+    printf("tolerated: still running\n");
+    exit(0);
+}
+
+/* Checked mode: a double free with other frees in between. */
+static void case_checked_double(void)
+{
+    void *a = malloc(32), *b = malloc(32), *c = malloc(32);
+    free_opaque(a);
+    free_opaque(b);
+    free_opaque(c);
+    free_opaque(a);
+}
+
+/* Checked mode: a write into freed memory is found when the object is handed out again. */
+static void case_checked_write_after_free(void)
+{
+    char *p = malloc(64);
+    free_opaque(p);
+    p[20] = 1; /* the bug under test */
+    for (int i = 0; i < 1000; i++)
+        escape(malloc(64));
+}
+
+/* Checked mode: an overwritten free-list link is reported, not followed. */
+static void case_checked_corrupt_link(void)
+{
+    void **p = malloc(64), **q = malloc(64);
+    free_opaque(p);
+    free_opaque(q);
+    q[0] = (void *)(uintptr_t)0x4141414141414141ull; /* overwrite q's link */
+    for (int i = 0; i < 4; i++)
+        escape(malloc(64));
+}
+
+static void *checked_worker(void *arg)
+{
+    uint64_t seed = (uintptr_t)arg;
+    void *live[256] = {0};
+    size_t len[256] = {0};
+    for (int i = 0; i < 40000; i++) {
+        int k = xorshift64(&seed) % 256;
+        if (live[k]) {
+            CHECK_PATTERN(live[k], len[k], (uint64_t)k * 7 + len[k]);
+            free(live[k]);
+        }
+        len[k] = xorshift64(&seed) % 3000;
+        live[k] = (i % 3) ? malloc(len[k]) : calloc(1, len[k]);
+        CHECK(live[k] != NULL);
+        fill_pattern(live[k], len[k], (uint64_t)k * 7 + len[k]);
+        if (i % 7 == 0) {
+            size_t n = xorshift64(&seed) % 70000;
+            void *r = realloc(live[k], n);
+            CHECK(r != NULL);
+            size_t keep = n < len[k] ? n : len[k];
+            CHECK_PATTERN(r, keep, (uint64_t)k * 7 + len[k]);
+            live[k] = r;
+            len[k] = n;
+            fill_pattern(r, n, (uint64_t)k * 7 + n);
+        }
+    }
+    for (int k = 0; k < 256; k++)
+        free(live[k]);
+    return NULL;
+}
+
+/* Checked mode: a correct multithreaded program runs correctly. */
+static void case_checked_workload(void)
+{
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        CHECK(pthread_create(&t[i], NULL, checked_worker, (void *)(uintptr_t)(i + 1)) == 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    printf("checked workload: ok\n");
+    exit(0);
+}
+
+enum expect { ABORT, EXIT0 };
+static const struct {
+    const char *name;
+    void (*run)(void);
+    const char *env;
+    enum expect expect;
+    const char *stderr_has; /* NULL: stderr must be empty */
+} cases[] = {
+    {"free_wild", case_free_wild, NULL, ABORT, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x12345678"},
+    {"free_stack", case_free_stack, NULL, ABORT, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x"},
+    {"free_global", case_free_global, NULL, ABORT, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x"},
+    {"free_interior_small", case_free_interior_small, NULL, ABORT, "goalloc: free(): invalid pointer (not the start of an object) 0x"},
+    {"free_interior_large", case_free_interior_large, NULL, ABORT, "goalloc: free(): invalid pointer (not the start of an object) 0x"},
+    {"free_interior_large_page", case_free_interior_large_page, NULL, ABORT, "goalloc: free(): invalid pointer (not the start of an object) 0x"},
+    {"double_small", case_double_small, NULL, ABORT, "goalloc: free(): double free 0x"},
+    {"double_large", case_double_large, NULL, ABORT, "goalloc: free(): double free or invalid pointer 0x"},
+    {"realloc_wild", case_realloc_wild, NULL, ABORT, "goalloc: realloc(): invalid pointer (not allocated by goalloc) 0x12345678"},
+    {"realloc_interior", case_realloc_interior, NULL, ABORT, "goalloc: realloc(): invalid pointer (not the start of an object) 0x"},
+    {"realloc_freed_large", case_realloc_freed_large, NULL, ABORT, "goalloc: realloc(): double free or invalid pointer 0x"},
+    {"usable_wild", case_usable_wild, NULL, ABORT, "goalloc: malloc_usable_size(): invalid pointer (not allocated by goalloc) 0x12345678"},
+    {"usable_interior", case_usable_interior, NULL, ABORT, "goalloc: malloc_usable_size(): invalid pointer (not the start of an object) 0x"},
+    {"warn", case_tolerated, "GOALLOC_INVALID_FREE=warn", EXIT0, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x12345678 (ignored)"},
+    {"ignore", case_tolerated, "GOALLOC_INVALID_FREE=ignore", EXIT0, NULL},
+    {"checked_double", case_checked_double, "GOALLOC_CHECK=1", ABORT, "goalloc: free(): double free 0x"},
+    {"checked_write_after_free", case_checked_write_after_free, "GOALLOC_CHECK=1", ABORT, "goalloc: write after free detected in the object at 0x"},
+    {"checked_corrupt_link", case_checked_corrupt_link, "GOALLOC_CHECK=1", ABORT, "goalloc: corrupted free list"},
+    {"checked_workload", case_checked_workload, "GOALLOC_CHECK=1", EXIT0, NULL},
+    {"default_double_not_adjacent", case_checked_double, NULL, EXIT0, NULL},
+};
+#define NCASES (sizeof cases / sizeof cases[0])
+
+/* Runs one case in a child process; returns 0 when it ended as expected. */
+static int run_case(const char *self, size_t i)
+{
+    int pipefd[2];
+    CHECK(pipe(pipefd) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        unsetenv("GOALLOC_INVALID_FREE");
+        unsetenv("GOALLOC_CHECK");
+        if (cases[i].env)
+            putenv((char *)cases[i].env);
+        execl(self, self, cases[i].name, (char *)NULL);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    char err[4096] = {0};
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof err - 1 && (n = read(pipefd[0], err + got, sizeof err - 1 - got)) > 0)
+        got += (size_t)n;
+    close(pipefd[0]);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    int ok = cases[i].expect == ABORT ? (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
+                                      : (WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (cases[i].stderr_has)
+        ok = ok && strstr(err, cases[i].stderr_has) != NULL;
+    else
+        ok = ok && got == 0;
+    /* One line, not a flood. */
+    if (cases[i].expect == ABORT)
+        ok = ok && strchr(err, '\n') == err + strlen(err) - 1;
+    printf("%s %s: %s", ok ? "ok  " : "FAIL", cases[i].name,
+           WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exited");
+    if (WIFEXITED(status))
+        printf(" %d", WEXITSTATUS(status));
+    printf(" | stderr: %s%s", got ? err : "(empty)\n", got && err[got - 1] != '\n' ? "\n" : "");
+    return !ok;
+}
+
+int main(int argc, char **argv)
+{
+    goalloc_expect_active();
+    if (!goalloc_expected()) {
+        printf("badfree: goalloc-specific, skipped without GOALLOC_EXPECT=1\n");
+        return 0;
+    }
+    if (argc > 1) {
+        for (size_t i = 0; i < NCASES; i++)
+            if (!strcmp(argv[1], cases[i].name)) {
+                cases[i].run();
+                return 0;
+            }
+        return 2;
+    }
+    int failed = 0;
+    for (size_t i = 0; i < NCASES; i++)
+        failed += run_case("/proc/self/exe", i);
+    printf("badfree: %zu cases, %d failed\n", NCASES, failed);
+    return failed != 0;
+}

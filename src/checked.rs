@@ -1,0 +1,199 @@
+//! Bad input and the checked mode.
+//!
+//! **Bad pointers** are found on the default paths where it is cheap: the page map says
+//! "not ours"; a span's state says "already free" (large objects); an offset that is not a
+//! multiple of the class size says "inside an object"; a pointer equal to the head of the
+//! thread's free list says "freed twice in a row". What happens then is
+//! `GOALLOC_INVALID_FREE`: `abort` (default: one `goalloc:` line naming the call and the
+//! pointer, then `abort()`), `warn` (the line, and the call does nothing), `ignore`.
+//!
+//! **Checked mode** (`GOALLOC_CHECK=1`) catches what the fast paths cannot, at the price of
+//! speed: every thread cache stays empty, so every `malloc` and `free` goes through
+//! mcentral under its lock, where
+//! - each span keeps a bitmap of its allocated objects: a second `free` of any object is
+//!   found, however long after the first;
+//! - a freed object is filled with `FREE_FILL` after its link word and checked when it is
+//!   handed out again: a write after free is found;
+//! - the links of a span's free list are stored encoded with a per-process secret and the
+//!   link's own address (as glibc's safe-linking), and checked when followed: a corrupted
+//!   list is reported instead of followed.
+//!
+//! The default paths pay nothing for checked mode: it only changes the limits that send
+//! every operation to the slow paths.
+
+use crate::options;
+use crate::os;
+use crate::sync::Mutex;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// What a freed object holds after its link word in checked mode.
+pub const FREE_FILL: u8 = 0xdb;
+/// Bytes of an allocation bitmap: one bit per object of the largest count (8 KiB / 8 B).
+pub const BITMAP_BYTES: usize = 128;
+
+static CHECKED: AtomicBool = AtomicBool::new(false);
+static SECRET: AtomicU64 = AtomicU64::new(0);
+
+/// Reads the mode and draws the secret. Called once from `crate::init`, after options.
+pub fn init() {
+    CHECKED.store(options::get(options::CHECK) != 0, Ordering::Relaxed);
+    let mut secret = 0u64;
+    // SAFETY: getrandom writes at most 8 bytes into `secret`.
+    let n = unsafe {
+        let e = errno::errno();
+        let n = libc::getrandom(
+            &mut secret as *mut u64 as *mut libc::c_void,
+            8,
+            libc::GRND_NONBLOCK,
+        );
+        errno::set_errno(e);
+        n
+    };
+    if n != 8 {
+        // No entropy yet (very early boot): mix the clock and an address.
+        secret = os::nanotime() ^ (&secret as *const u64 as u64).rotate_left(29);
+    }
+    SECRET.store(secret | 1, Ordering::Relaxed);
+}
+
+/// Whether checked mode is on.
+#[inline(always)]
+pub fn enabled() -> bool {
+    CHECKED.load(Ordering::Relaxed)
+}
+
+/// Reports a bad pointer passed to `call` (e.g. `"free(): double free"`), as
+/// `GOALLOC_INVALID_FREE` says. Returns only for `warn` and `ignore`; the caller then
+/// does nothing with the pointer.
+#[cold]
+#[inline(never)]
+pub fn invalid(what: &str, p: usize) {
+    match options::get(options::INVALID_FREE) {
+        options::INVALID_IGNORE => {}
+        options::INVALID_WARN => {
+            let mut hex = [0u8; 18];
+            os::write_stderr(&[
+                b"goalloc: ",
+                what.as_bytes(),
+                b" ",
+                os::fmt_hex(p, &mut hex),
+                b" (ignored)",
+            ]);
+        }
+        _ => os::fatal_ptr(what, p),
+    }
+}
+
+/// Encodes a free-list link stored at `slot` (checked mode).
+#[inline]
+pub fn encode(slot: usize, next: usize) -> usize {
+    next ^ (slot >> 12) ^ SECRET.load(Ordering::Relaxed) as usize
+}
+
+/// Decodes a link stored at `slot`; `encode`'s inverse.
+#[inline]
+pub fn decode(slot: usize, stored: usize) -> usize {
+    encode(slot, stored)
+}
+
+/// Allocation bitmaps for spans in checked mode; a leaf lock.
+static BITMAPS: Mutex = Mutex::new();
+static BITMAP_ALLOC: crate::sync::Guarded<crate::fixalloc::FixAlloc> =
+    crate::sync::Guarded::new(crate::fixalloc::FixAlloc::new(BITMAP_BYTES));
+
+/// A zeroed bitmap, or null when out of memory.
+pub fn alloc_bitmap() -> *mut u64 {
+    BITMAPS.lock();
+    // SAFETY: BITMAPS is held.
+    let p = unsafe { BITMAP_ALLOC.get().alloc() } as *mut u64;
+    BITMAPS.unlock();
+    p
+}
+
+/// Returns a bitmap from `alloc_bitmap`.
+///
+/// # Safety
+/// `b` came from `alloc_bitmap` and is not used again.
+pub unsafe fn free_bitmap(b: *mut u64) {
+    BITMAPS.lock();
+    BITMAP_ALLOC.get().free(b as *mut u8);
+    BITMAPS.unlock();
+}
+
+/// Sets bit `i`; returns whether it was set before.
+///
+/// # Safety
+/// `b` is a live bitmap and `i < BITMAP_BYTES * 8`.
+#[inline]
+pub unsafe fn test_and_set(b: *mut u64, i: usize) -> bool {
+    let w = b.add(i / 64);
+    let was = *w & (1 << (i % 64)) != 0;
+    *w |= 1 << (i % 64);
+    was
+}
+
+/// Clears bit `i`; returns whether it was set before.
+///
+/// # Safety
+/// As `test_and_set`.
+#[inline]
+pub unsafe fn test_and_clear(b: *mut u64, i: usize) -> bool {
+    let w = b.add(i / 64);
+    let was = *w & (1 << (i % 64)) != 0;
+    *w &= !(1 << (i % 64));
+    was
+}
+
+/// Fills a freed object after its link word.
+///
+/// # Safety
+/// `p` holds `size` writable bytes.
+#[inline]
+pub unsafe fn fill(p: *mut u8, size: usize) {
+    if size > 8 {
+        p.add(8).write_bytes(FREE_FILL, size - 8);
+    }
+}
+
+/// Whether a free object still holds the fill after its link word.
+///
+/// # Safety
+/// `p` holds `size` readable bytes.
+pub unsafe fn fill_intact(p: *const u8, size: usize) -> bool {
+    (8..size).all(|i| *p.add(i) == FREE_FILL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_round_trips_and_hides_pointers() {
+        SECRET.store(0x5eed_1234_abcd_ef01, Ordering::Relaxed);
+        for (slot, next) in [
+            (0x7f00_0000_1000usize, 0x7f00_0000_2000usize),
+            (0x1000, 0),
+            (0xdead_0000, 0xbeef_0010),
+        ] {
+            let e = encode(slot, next);
+            assert_ne!(e, next);
+            assert_eq!(decode(slot, e), next);
+        }
+    }
+
+    #[test]
+    fn bitmap_bits() {
+        let mut words = [0u64; BITMAP_BYTES / 8];
+        let b = words.as_mut_ptr();
+        // SAFETY: b has BITMAP_BYTES * 8 bits.
+        unsafe {
+            for i in [0, 63, 64, 500, 1023] {
+                assert!(!test_and_set(b, i));
+                assert!(test_and_set(b, i));
+                assert!(test_and_clear(b, i));
+                assert!(!test_and_clear(b, i));
+            }
+        }
+        assert!(words.iter().all(|&w| w == 0));
+    }
+}
