@@ -14,7 +14,7 @@ use crate::os;
 use crate::sizeclass::PAGE_SHIFT;
 use crate::span::MSpan;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU16, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 /// log2 of the arena size.
 pub const ARENA_SHIFT: usize = 26;
@@ -33,10 +33,10 @@ pub struct HeapArena {
     /// The span owning each page: every page of an in-use span, the first and last page of
     /// a free span, null elsewhere.
     pub spans: [AtomicPtr<MSpan>; PAGES_PER_ARENA],
-    /// For each page of a Small span: its size class in the low byte and its index within
-    /// the span in the high byte (so that `free` can check an object's offset without
-    /// loading the span). 0 for every other page.
-    pub pageinfo: [AtomicU16; PAGES_PER_ARENA],
+    /// For each page of a Small span: its size class in the low byte and the page's byte
+    /// offset within the span above it (so that `free` can check an object's offset
+    /// without loading the span). 0 for every other page.
+    pub pageinfo: [AtomicU32; PAGES_PER_ARENA],
 }
 
 static ARENA_INDEX: AtomicPtr<AtomicPtr<HeapArena>> = AtomicPtr::new(ptr::null_mut());
@@ -71,7 +71,7 @@ fn page_in_arena(addr: usize) -> usize {
     (addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
 }
 
-/// The page-info word of the page holding `addr`: `class | page_index << 8` for a page of
+/// The page-info word of the page holding `addr`: `class | page_offset << 8` for a page of
 /// a Small span, 0 when `addr` is in a Large or Free span or not ours at all (the caller
 /// then asks `span_of`).
 #[inline(always)]
@@ -94,12 +94,8 @@ pub fn page_class(addr: usize) -> usize {
 /// object: its offset in the span is a multiple of the class size below `nelems × size`.
 #[inline(always)]
 pub fn is_object_start(addr: usize, info: usize) -> bool {
-    use crate::sizeclass::{object_index, CLASS_NELEMS, CLASS_SIZE, PAGE_SIZE};
-    let class = info & 0xff;
-    let offset = (addr & (PAGE_SIZE - 1)) + ((info >> 8) << PAGE_SHIFT);
-    let index = object_index(class, offset);
-    // SAFETY (indexing): class < NUM_CLASSES for every info word the heap writes.
-    index * CLASS_SIZE[class] as usize == offset && index < CLASS_NELEMS[class] as usize
+    use crate::sizeclass::{is_object_offset, PAGE_SIZE};
+    is_object_offset(info & 0xff, (addr & (PAGE_SIZE - 1)) + (info >> 8))
 }
 
 /// The span owning the page holding `addr`, or null.
@@ -149,7 +145,7 @@ pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
         let info = if class == 0 {
             0
         } else {
-            class as u16 | (k as u16) << 8
+            class as u32 | ((k << PAGE_SHIFT) as u32) << 8
         };
         (*a).pageinfo[i].store(info, Ordering::Relaxed);
         addr += 1 << PAGE_SHIFT;
