@@ -435,6 +435,9 @@ impl HeapInner {
             while a < base + size {
                 let meta = os::alloc_metadata(HEAP_ARENA_BYTES) as *mut HeapArena;
                 if meta.is_null() {
+                    // Give the address space back (it counts against RLIMIT_AS). Arenas
+                    // registered so far keep records without spans: still "not ours".
+                    os::free(base as *mut u8, size);
                     return false;
                 }
                 self.stats.meta_bytes += HEAP_ARENA_BYTES;

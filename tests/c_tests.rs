@@ -97,6 +97,8 @@ const SCAVENGE: Program = Program {
 };
 /// Bad pointers and checked mode, each case in a process of its own.
 const BADFREE: Program = c("badfree", &["badfree.c"]);
+/// Out of memory under RLIMIT_AS.
+const OOM: Program = c("oom", &["oom.c"]);
 const HEADER_API: Program = c("header_api", &["header_api.c"]);
 const HEADER_API_CPP: Program = Program {
     cxx: true,
@@ -136,6 +138,8 @@ c_test!(scavenge_preload, SCAVENGE, Mode::Preload);
 c_test!(scavenge_linked, SCAVENGE, Mode::Linked);
 c_test!(badfree_preload, BADFREE, Mode::Preload);
 c_test!(badfree_linked, BADFREE, Mode::Linked);
+c_test!(oom_preload, OOM, Mode::Preload);
+c_test!(oom_linked, OOM, Mode::Linked);
 c_test!(header_api_linked, HEADER_API, Mode::Linked);
 c_test!(header_api_cpp_linked, HEADER_API_CPP, Mode::Linked);
 
