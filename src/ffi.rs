@@ -9,7 +9,6 @@
 //! allocation fails and to `EINVAL` for a bad alignment; `free` keeps `errno`;
 //! `posix_memalign` returns its error instead of setting `errno`.
 
-use crate::os;
 use crate::sizeclass::PAGE_SIZE;
 use core::ffi::c_void;
 use core::ptr;
@@ -207,6 +206,7 @@ pub unsafe extern "C" fn goalloc_read_heap_stats(out: *mut goalloc_heap_stats) {
 #[cfg(feature = "c-api")]
 mod libc_names {
     use super::*;
+    use crate::os;
 
     #[no_mangle]
     pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
@@ -384,6 +384,7 @@ mod libc_names {
 #[cfg(feature = "c-api")]
 mod cxx {
     use super::*;
+    use crate::os;
 
     type Handler = Option<unsafe extern "C" fn()>;
 

@@ -1,0 +1,546 @@
+//! Packaging: `scripts/install.sh` into a fresh prefix, then the examples of `examples/`
+//! built against the installed files the way a user builds them.
+//!
+//! - `install_layout`: the files, the symbolic links, the soname (`readelf -d`), the
+//!   exported names, the header, and what `pkg-config` answers; a second install with
+//!   `DESTDIR` puts the files under it and keeps the prefix in the `.pc` file;
+//! - `c_example_shared`, `cpp_example_shared`: `examples/c/hello.c` and
+//!   `examples/cpp/hello.cpp` built with `pkg-config --cflags --libs goalloc`, run with
+//!   `LD_LIBRARY_PATH=<prefix>/lib`; the binary needs `libgoalloc.so.0`, `ldd` finds it
+//!   in the prefix, and the output (which says whether malloc/new came from goalloc) is
+//!   compared line by line;
+//! - `c_example_static`: `hello.c` linked with `libgoalloc.a` and what
+//!   `pkg-config --static --libs goalloc` adds, run without the shared library;
+//! - `rust_example`: `examples/rust`, a separate crate with goalloc as its global
+//!   allocator, built with cargo and run;
+//! - `examples_are_not_targets_of_goalloc`: `cargo metadata` of goalloc lists none of them.
+//!
+//! Everything goes to `<target>/packaging/` (`<target>`: `$CARGO_TARGET_DIR` or
+//! `target/`): the prefix (`prefix/`, removed first), the binaries (`bin/`), and the two
+//! cargo target directories: install.sh's (`install/`) and the Rust example's
+//! (`rust-example/`). They are kept apart because a crate that depends on goalloc makes
+//! cargo put its own `libgoalloc.so` (without soname) in `release/` of its target
+//! directory. Nothing here touches `target/release`. The first run takes about a minute
+//! (two cargo builds of the dependencies, side by side); later runs a few seconds.
+//!
+//! Needs `pkg-config`, `readelf`, `ldd`, and `cc`/`c++` (or `$CC`/`$CXX`).
+
+use std::env;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const SONAME: &str = "libgoalloc.so.0";
+
+const C_EXPECTED: &str = "\
+hello from goalloc_malloc
+goalloc_usable_size >= 64: yes
+after goalloc_realloc to 100000 bytes: hello from goalloc_malloc
+goalloc_posix_memalign(4096, 100) is aligned: yes
+malloc(1 MiB) came from goalloc: yes
+calloc zeros: 1000, sum after realloc: 1999000
+small objects checked: 1000
+done
+";
+
+const CPP_EXPECTED: &str = "\
+new unsigned char[1 MiB] came from goalloc: yes
+100 alignas(256) objects aligned: yes
+250 keys, 80000 values, sum 3199960000
+hello from goalloc_malloc in C++
+done
+";
+
+const RUST_EXPECTED: &str = "\
+Vec of 4 MiB came from goalloc: yes
+4 threads: 4000 keys, word sum 1249950000, list sum 4999950000
+1000 boxes freed across threads, sum 1373795000
+done
+";
+
+// ---- paths -------------------------------------------------------------------------
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => manifest_dir().join(dir), // join keeps an absolute dir
+        _ => manifest_dir().join("target"),
+    }
+}
+
+/// `<target>/packaging`: everything this test writes.
+fn work_dir() -> PathBuf {
+    target_dir().join("packaging")
+}
+
+fn cargo() -> OsString {
+    env::var_os("CARGO").unwrap_or_else(|| OsString::from(env!("CARGO")))
+}
+
+// ---- running commands --------------------------------------------------------------
+
+fn command_line(cmd: &Command) -> String {
+    let mut s = String::new();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            s += &format!("{}={} ", k.to_string_lossy(), v.to_string_lossy());
+        }
+    }
+    s += &cmd.get_program().to_string_lossy();
+    for a in cmd.get_args() {
+        s += " ";
+        s += &a.to_string_lossy();
+    }
+    s
+}
+
+/// What to say when a program cannot be started at all.
+fn missing_tool_hint(program: &OsStr) -> &'static str {
+    match program.to_str() {
+        Some("pkg-config") => {
+            "pkg-config is not installed; the packaging tests need it (Debian/Ubuntu: \
+             apt-get install pkg-config)"
+        }
+        Some("readelf") => "readelf is not installed (Debian/Ubuntu: apt-get install binutils)",
+        Some("ldd") => "ldd is not installed (Debian/Ubuntu: apt-get install libc-bin)",
+        Some("cc") | Some("c++") => {
+            "no C/C++ compiler (Debian/Ubuntu: apt-get install gcc g++, or set CC/CXX)"
+        }
+        _ => "",
+    }
+}
+
+/// Runs `cmd` to completion with its output captured, killing it after `limit`; panics
+/// with the command line and its output unless it exits with status 0.
+fn run(cmd: &mut Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let line = command_line(cmd);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            panic!(
+                "cannot run `{line}`: {e}\n{}",
+                missing_tool_hint(cmd.get_program())
+            )
+        }
+        Err(e) => panic!("cannot run `{line}`: {e}"),
+    };
+    // Read both pipes on threads, so that a chatty command cannot block on a full pipe.
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out_pipe, &mut v).map(|_| v)
+    });
+    let err_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err_pipe, &mut v).map(|_| v)
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out_reader.join().unwrap().unwrap_or_default();
+    let stderr = err_reader.join().unwrap().unwrap_or_default();
+    let Some(status) = status else {
+        panic!(
+            "`{line}` did not finish within {limit:?} and was killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    if !status.success() {
+        panic!(
+            "`{line}` failed ({status})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+    }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn stdout_of(cmd: &mut Command, limit: Duration) -> String {
+    String::from_utf8(run(cmd, limit).stdout).expect("output is UTF-8")
+}
+
+const BUILD_LIMIT: Duration = Duration::from_secs(900);
+const TOOL_LIMIT: Duration = Duration::from_secs(60);
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Compares a program's output with what it must print, line by line.
+fn assert_output(what: &str, got: &str, want: &str) {
+    if got != want {
+        let mut diff = String::new();
+        let (g, w): (Vec<_>, Vec<_>) = (got.lines().collect(), want.lines().collect());
+        for i in 0..g.len().max(w.len()) {
+            let (gl, wl) = (g.get(i).copied(), w.get(i).copied());
+            if gl != wl {
+                diff += &format!(
+                    "line {}: expected {:?}, got {:?}\n",
+                    i + 1,
+                    wl.unwrap_or("<none>"),
+                    gl.unwrap_or("<none>")
+                );
+            }
+        }
+        panic!("{what}: unexpected output\n{diff}--- full output ---\n{got}");
+    }
+}
+
+// ---- the installation --------------------------------------------------------------
+
+/// Runs install.sh into `prefix` with `DESTDIR` if given; returns its stdout.
+fn run_install(prefix: &Path, destdir: Option<&Path>) -> String {
+    let mut cmd = Command::new("bash");
+    cmd.arg(manifest_dir().join("scripts/install.sh"))
+        .arg(prefix)
+        .current_dir(manifest_dir())
+        .env("CARGO", cargo())
+        .env("CARGO_TARGET_DIR", work_dir());
+    match destdir {
+        Some(d) => cmd.env("DESTDIR", d),
+        None => cmd.env_remove("DESTDIR"),
+    };
+    stdout_of(&mut cmd, BUILD_LIMIT)
+}
+
+/// The prefix, installed once per test process into a fresh `<target>/packaging/prefix`.
+fn prefix() -> PathBuf {
+    static PREFIX: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let result = PREFIX.get_or_init(|| {
+        let prefix = work_dir().join("prefix");
+        match fs::remove_dir_all(&prefix) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                return Err(format!("removing {}: {e}", prefix.display()))
+            }
+            _ => {}
+        }
+        let started = Instant::now();
+        std::panic::catch_unwind(|| run_install(&prefix, None))
+            .map_err(|e| {
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "scripts/install.sh failed".to_string())
+            })
+            .map(|_| {
+                eprintln!(
+                    "packaging: installed into {} in {:.1?}",
+                    prefix.display(),
+                    started.elapsed()
+                );
+                prefix
+            })
+    });
+    match result {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("scripts/install.sh did not install: {e}"),
+    }
+}
+
+/// `pkg-config ARGS goalloc` against the prefix's `.pc` file, as arguments.
+fn pkg_config(prefix: &Path, args: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("pkg-config");
+    cmd.args(args)
+        .arg("goalloc")
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .env_remove("PKG_CONFIG_SYSROOT_DIR");
+    stdout_of(&mut cmd, TOOL_LIMIT)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn readelf(args: &[&str], file: &Path) -> String {
+    stdout_of(Command::new("readelf").args(args).arg(file), TOOL_LIMIT)
+}
+
+/// The shared libraries a binary or library names (DT_NEEDED).
+fn needed(file: &Path) -> Vec<String> {
+    readelf(&["-d", "-W"], file)
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| Some(l.split_once('[')?.1.split_once(']')?.0.to_string()))
+        .collect()
+}
+
+#[test]
+fn install_layout() {
+    let prefix = prefix();
+    let lib = prefix.join("lib");
+    let real = format!("libgoalloc.so.{VERSION}");
+
+    // The files and the links between them.
+    let real_meta = fs::symlink_metadata(lib.join(&real)).expect("the shared library");
+    assert!(real_meta.file_type().is_file(), "{real} is a regular file");
+    for (link, to) in [(SONAME, real.as_str()), ("libgoalloc.so", SONAME)] {
+        let target = fs::read_link(lib.join(link))
+            .unwrap_or_else(|e| panic!("{} is not a symbolic link: {e}", lib.join(link).display()));
+        assert_eq!(target, Path::new(to), "{link} points to {to}");
+    }
+    let archive = fs::read(lib.join("libgoalloc.a")).expect("the static library");
+    assert!(
+        archive.starts_with(b"!<arch>\n"),
+        "libgoalloc.a is an ar archive"
+    );
+    assert_eq!(
+        fs::read_to_string(prefix.join("include/goalloc.h")).expect("the installed header"),
+        fs::read_to_string(manifest_dir().join("include/goalloc.h")).unwrap(),
+        "the installed header is include/goalloc.h"
+    );
+
+    // The soname, and what the library exports.
+    let dynamic = readelf(&["-d", "-W"], &lib.join(&real));
+    assert!(
+        dynamic.contains(&format!("Library soname: [{SONAME}]")),
+        "{real} has the soname {SONAME}:\n{dynamic}"
+    );
+    let symbols = readelf(&["--dyn-syms", "-W"], &lib.join(&real));
+    for name in [
+        "malloc",
+        "free",
+        "goalloc_malloc",
+        "goalloc_read_heap_stats",
+        "_Znwm",
+    ] {
+        assert!(
+            symbols
+                .lines()
+                .any(|l| l.contains(" GLOBAL ") && l.split_whitespace().last() == Some(name)),
+            "{real} exports {name}"
+        );
+    }
+
+    // pkg-config.
+    let p = prefix.display();
+    assert_eq!(pkg_config(&prefix, &["--modversion"]), [VERSION]);
+    assert_eq!(pkg_config(&prefix, &["--variable=prefix"]), [p.to_string()]);
+    assert_eq!(
+        pkg_config(&prefix, &["--cflags"]),
+        [format!("-I{p}/include")]
+    );
+    assert_eq!(
+        pkg_config(&prefix, &["--libs"]),
+        [format!("-L{p}/lib"), "-lgoalloc".to_string()]
+    );
+    let static_libs = pkg_config(&prefix, &["--static", "--libs"]);
+    assert!(
+        static_libs.len() > 2
+            && static_libs.starts_with(&[format!("-L{p}/lib"), "-lgoalloc".to_string()])
+            && static_libs[2..].iter().all(|a| a.starts_with("-l")),
+        "--static --libs adds the native libraries of the static library: {static_libs:?}"
+    );
+    assert!(
+        static_libs.iter().any(|a| a == "-lpthread" || a == "-lc"),
+        "the native libraries look like rustc's list: {static_libs:?}"
+    );
+
+    // DESTDIR: the files go under it, the .pc file names the prefix.
+    let destdir = work_dir().join("destdir");
+    let _ = fs::remove_dir_all(&destdir);
+    run_install(Path::new("/opt/goalloc"), Some(&destdir));
+    let staged = destdir.join("opt/goalloc");
+    for f in [
+        format!("lib/{real}"),
+        format!("lib/{SONAME}"),
+        "lib/libgoalloc.so".to_string(),
+        "lib/libgoalloc.a".to_string(),
+        "include/goalloc.h".to_string(),
+    ] {
+        assert!(staged.join(&f).exists(), "DESTDIR install has {f}");
+    }
+    let pc = fs::read_to_string(staged.join("lib/pkgconfig/goalloc.pc")).unwrap();
+    assert!(
+        pc.lines().next() == Some("prefix=/opt/goalloc"),
+        "DESTDIR install: the .pc file names the prefix, not DESTDIR:\n{pc}"
+    );
+    fs::remove_dir_all(&destdir).unwrap();
+}
+
+// ---- the C and C++ examples --------------------------------------------------------
+
+fn compiler(cxx: bool) -> OsString {
+    let (var, default) = if cxx { ("CXX", "c++") } else { ("CC", "cc") };
+    env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| OsString::from(default))
+}
+
+/// Compiles `examples/<source>` to `<work>/bin/<name>` with the given pkg-config flags.
+fn compile(source: &str, name: &str, flags: &[String]) -> PathBuf {
+    let cxx = source.ends_with(".cpp");
+    let bin = work_dir().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join(name);
+    let _ = fs::remove_file(&exe);
+    let mut cmd = Command::new(compiler(cxx));
+    cmd.arg(if cxx { "-std=c++17" } else { "-std=c11" })
+        .args(["-O2", "-Wall", "-Wextra", "-Werror"]);
+    if cxx {
+        cmd.arg("-pthread");
+    }
+    cmd.arg(manifest_dir().join("examples").join(source))
+        .args(flags)
+        .arg("-o")
+        .arg(&exe);
+    run(&mut cmd, BUILD_LIMIT);
+    exe
+}
+
+/// Runs an example with only the prefix's lib/ (or nothing) on the library path.
+fn run_example(exe: &Path, library_path: Option<&Path>) -> String {
+    let mut cmd = Command::new(exe);
+    cmd.env_remove("LD_PRELOAD").env_remove("LD_LIBRARY_PATH");
+    if let Some(dir) = library_path {
+        cmd.env("LD_LIBRARY_PATH", dir);
+    }
+    stdout_of(&mut cmd, RUN_LIMIT)
+}
+
+/// The binary needs libgoalloc.so.0, and the loader finds it in the prefix.
+fn check_loads_installed_library(exe: &Path, prefix: &Path) {
+    let needs = needed(exe);
+    assert!(
+        needs.iter().any(|n| n == SONAME),
+        "{} needs {SONAME} (the soname), not {needs:?}",
+        exe.display()
+    );
+    let lib = prefix.join("lib");
+    let ldd = stdout_of(
+        Command::new("ldd")
+            .arg(exe)
+            .env_remove("LD_PRELOAD")
+            .env("LD_LIBRARY_PATH", &lib),
+        TOOL_LIMIT,
+    );
+    let want = format!("{SONAME} => {}", lib.join(SONAME).display());
+    assert!(
+        ldd.lines().any(|l| l.trim_start().starts_with(&want)),
+        "ldd shows `{want}`:\n{ldd}"
+    );
+}
+
+fn shared_example(source: &str, name: &str, expected: &str) {
+    let prefix = prefix();
+    let flags = pkg_config(&prefix, &["--cflags", "--libs"]);
+    let exe = compile(source, name, &flags);
+    check_loads_installed_library(&exe, &prefix);
+    let out = run_example(&exe, Some(&prefix.join("lib")));
+    assert_output(source, &out, expected);
+}
+
+#[test]
+fn c_example_shared() {
+    shared_example("c/hello.c", "hello_c_shared", C_EXPECTED);
+}
+
+#[test]
+fn cpp_example_shared() {
+    shared_example("cpp/hello.cpp", "hello_cpp_shared", CPP_EXPECTED);
+}
+
+#[test]
+fn c_example_static() {
+    let prefix = prefix();
+    // pkg-config --static adds Libs.private; -lgoalloc itself would pick the shared
+    // library, which sits beside the archive, so it becomes -l:libgoalloc.a.
+    let mut flags = pkg_config(&prefix, &["--cflags"]);
+    let libs = pkg_config(&prefix, &["--static", "--libs"]);
+    assert!(libs.iter().any(|a| a == "-lgoalloc"), "{libs:?}");
+    flags.extend(libs.into_iter().map(|a| {
+        if a == "-lgoalloc" {
+            "-l:libgoalloc.a".to_string()
+        } else {
+            a
+        }
+    }));
+    let exe = compile("c/hello.c", "hello_c_static", &flags);
+    let needs = needed(&exe);
+    assert!(
+        !needs.iter().any(|n| n.starts_with("libgoalloc")),
+        "the static binary needs no libgoalloc: {needs:?}"
+    );
+    let out = run_example(&exe, None);
+    assert_output("c/hello.c linked statically", &out, C_EXPECTED);
+}
+
+// ---- the Rust example --------------------------------------------------------------
+
+#[test]
+fn rust_example() {
+    let manifest = manifest_dir().join("examples/rust/Cargo.toml");
+    let target = work_dir().join("rust-example");
+    let started = Instant::now();
+    run(
+        Command::new(cargo())
+            .args(["build", "--release", "--quiet", "--manifest-path"])
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", &target),
+        BUILD_LIMIT,
+    );
+    eprintln!(
+        "packaging: built examples/rust in {:.1?}",
+        started.elapsed()
+    );
+    let exe = target.join("release/goalloc-example");
+    let out = stdout_of(
+        Command::new(&exe)
+            .env_remove("LD_PRELOAD")
+            .env_remove("LD_LIBRARY_PATH"),
+        RUN_LIMIT,
+    );
+    assert_output("examples/rust", &out, RUST_EXPECTED);
+}
+
+#[test]
+fn examples_are_not_targets_of_goalloc() {
+    // cargo finds examples/*.rs and examples/*/main.rs by itself; the examples here are
+    // C, C++ and a crate of their own, which goalloc's build must leave alone.
+    let meta = stdout_of(
+        Command::new(cargo())
+            .args([
+                "metadata",
+                "--no-deps",
+                "--format-version",
+                "1",
+                "--manifest-path",
+            ])
+            .arg(manifest_dir().join("Cargo.toml")),
+        TOOL_LIMIT,
+    );
+    let examples = manifest_dir().join("examples");
+    let examples = examples.to_string_lossy();
+    for sub in ["c/", "cpp/", "rust/"] {
+        let path = format!("\"src_path\":\"{examples}/{sub}");
+        assert!(
+            !meta.contains(&path),
+            "goalloc's cargo metadata has a target under examples/{sub}"
+        );
+    }
+    assert!(
+        !meta.contains("goalloc-example"),
+        "examples/rust is not a member of goalloc's workspace"
+    );
+}
