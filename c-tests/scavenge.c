@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include "check.h"
+#include "goalloc.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -167,19 +168,17 @@ static int case_disabled(void)
     return 0;
 }
 
-typedef struct {
-    size_t heap_inuse, heap_idle, heap_released, heap_sys, meta_sys, scav_running;
-    uint64_t scav_released, scav_cpu_ns, scav_wakeups;
-} heap_stats;
 
 static int case_idle(void)
 {
     build_and_free(NLARGE);
     CHECK(wait_for_rss_below(64, 5.0) >= 0);
     usleep(500000); /* let the last chunk finish */
-    void (*read_stats)(heap_stats *) = (void (*)(heap_stats *))dlsym(RTLD_DEFAULT, "goalloc_read_heap_stats");
+    /* Found at run time: a preloaded program does not link against goalloc. */
+    void (*read_stats)(struct goalloc_mem_stats *) =
+        (void (*)(struct goalloc_mem_stats *))dlsym(RTLD_DEFAULT, "goalloc_read_mem_stats");
     CHECK(read_stats != NULL);
-    heap_stats st;
+    static struct goalloc_mem_stats st;
     read_stats(&st);
     say("scavenger so far: %llu MiB released with %.1f ms of CPU, %llu wake-ups\n",
         (unsigned long long)(st.scav_released / MiB), st.scav_cpu_ns / 1e6,

@@ -13,27 +13,63 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Heap figures in bytes, under the names of Go's `runtime.MemStats`.
-typedef struct goalloc_heap_stats {
-  // Bytes in spans in use: small spans (whole) and large objects.
-  size_t heap_inuse;
-  // Bytes in free spans, released or not.
-  size_t heap_idle;
-  // Bytes of free spans returned to the OS.
-  size_t heap_released;
+// Entries of `goalloc_mem_stats.by_size`: the size classes, 0 (large) included.
+#define GOALLOC_NUM_CLASSES 67
+
+// One size class (Go's `MemStats.BySize` entry, with span figures added).
+typedef struct goalloc_class_stats {
+  // Object size of the class, in bytes.
+  uint64_t size;
+  // Objects of the class allocated so far.
+  uint64_t mallocs;
+  // Objects of the class freed so far.
+  uint64_t frees;
+  // Objects live now (`mallocs - frees`).
+  uint64_t live;
+  // Spans of the class in use.
+  uint64_t spans;
+  // Bytes of those spans that hold no live object (free objects and tails).
+  uint64_t waste;
+} goalloc_class_stats;
+
+// The allocator's figures, in bytes unless named otherwise.
+typedef struct goalloc_mem_stats {
+  // Bytes of allocated objects (small objects at their class size, large at whole pages).
+  uint64_t heap_alloc;
+  // Bytes allocated so far, freed or not.
+  uint64_t total_alloc;
   // Bytes of heap memory mapped from the OS.
-  size_t heap_sys;
-  // Bytes of metadata (span records, arena records).
-  size_t meta_sys;
+  uint64_t heap_sys;
+  // Bytes in free spans, released or not.
+  uint64_t heap_idle;
+  // Bytes in spans in use.
+  uint64_t heap_inuse;
+  // Bytes of free spans returned to the OS.
+  uint64_t heap_released;
+  // Live objects.
+  uint64_t heap_objects;
+  // Objects allocated so far.
+  uint64_t mallocs;
+  // Objects freed so far.
+  uint64_t frees;
+  // Bytes of metadata mapped from the OS (span records, arena records).
+  uint64_t meta_sys;
+  // Large objects (over 32 KiB) live now, and their bytes.
+  uint64_t large_objects;
+  uint64_t large_bytes;
   // 1 when the scavenger thread runs in this process.
-  size_t scav_running;
+  uint64_t scav_running;
   // Bytes the scavenger thread has released.
   uint64_t scav_released;
-  // CPU time the scavenger thread has used, in nanoseconds.
+  // Chunks it has released.
+  uint64_t scav_chunks;
+  // CPU time it has used, in nanoseconds.
   uint64_t scav_cpu_ns;
-  // Times the scavenger thread woke up.
+  // Times it woke up.
   uint64_t scav_wakeups;
-} goalloc_heap_stats;
+  // Per size class; entry 0 is unused (class 0 stands for large objects).
+  struct goalloc_class_stats by_size[GOALLOC_NUM_CLASSES];
+} goalloc_mem_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -82,8 +118,10 @@ void goalloc_free_aligned_sized(void *p, size_t align, size_t size);
 // Returns every free page to the OS now; the number of bytes released.
 size_t goalloc_release_all(void);
 
-// Fills `out` with the heap's current figures.
-void goalloc_read_heap_stats(struct goalloc_heap_stats *out);
+// Fills `out` with the allocator's figures (see `struct goalloc_mem_stats`). Small
+// objects are counted when they move between thread caches and the central lists, so
+// the object counts may run ahead of the program by what the thread caches hold.
+void goalloc_read_mem_stats(struct goalloc_mem_stats *out);
 
 #ifdef __cplusplus
 }  // extern "C"

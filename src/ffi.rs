@@ -12,7 +12,6 @@
 use crate::sizeclass::PAGE_SIZE;
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::Ordering::Relaxed;
 
 #[inline]
 fn set_errno(e: i32) {
@@ -158,55 +157,20 @@ pub extern "C" fn goalloc_release_all() -> usize {
     crate::release_all()
 }
 
-/// Heap figures in bytes, under the names of Go's `runtime.MemStats`.
-#[repr(C)]
-#[derive(Clone, Copy, Default, Debug)]
-pub struct goalloc_heap_stats {
-    /// Bytes in spans in use: small spans (whole) and large objects.
-    pub heap_inuse: usize,
-    /// Bytes in free spans, released or not.
-    pub heap_idle: usize,
-    /// Bytes of free spans returned to the OS.
-    pub heap_released: usize,
-    /// Bytes of heap memory mapped from the OS.
-    pub heap_sys: usize,
-    /// Bytes of metadata (span records, arena records).
-    pub meta_sys: usize,
-    /// 1 when the scavenger thread runs in this process.
-    pub scav_running: usize,
-    /// Bytes the scavenger thread has released.
-    pub scav_released: u64,
-    /// CPU time the scavenger thread has used, in nanoseconds.
-    pub scav_cpu_ns: u64,
-    /// Times the scavenger thread woke up.
-    pub scav_wakeups: u64,
-}
-
-/// Fills `out` with the heap's current figures.
+/// Fills `out` with the allocator's figures (see `struct goalloc_mem_stats`). Small
+/// objects are counted when they move between thread caches and the central lists, so
+/// the object counts may run ahead of the program by what the thread caches hold.
 #[no_mangle]
-pub unsafe extern "C" fn goalloc_read_heap_stats(out: *mut goalloc_heap_stats) {
-    if out.is_null() {
-        return;
+pub unsafe extern "C" fn goalloc_read_mem_stats(out: *mut crate::stats::goalloc_mem_stats) {
+    if !out.is_null() {
+        *out = crate::stats::read();
     }
-    let st = crate::mheap::HEAP.stats();
-    *out = goalloc_heap_stats {
-        heap_inuse: st.pages_inuse * PAGE_SIZE,
-        heap_idle: st.pages_free * PAGE_SIZE,
-        heap_released: st.pages_released * PAGE_SIZE,
-        heap_sys: st.sys_bytes,
-        meta_sys: st.meta_bytes,
-        scav_running: crate::scavenger::running() as usize,
-        scav_released: crate::scavenger::RELEASED_BYTES.load(Relaxed),
-        scav_cpu_ns: crate::scavenger::CPU_NS.load(Relaxed),
-        scav_wakeups: crate::scavenger::WAKEUPS.load(Relaxed),
-    };
 }
 
 /// The libc names, exported only with the `c-api` feature.
 #[cfg(feature = "c-api")]
 mod libc_names {
     use super::*;
-    use crate::os;
 
     #[no_mangle]
     pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
@@ -294,22 +258,23 @@ mod libc_names {
         1
     }
 
+    /// glibc's figures from ours: `arena` is what the heap mapped, `uordblks` the bytes
+    /// of allocated objects, `fordblks` the rest of the mapped heap, `hblks`/`hblkhd` the
+    /// large objects, `keepcost` the free bytes `malloc_trim` would release.
     #[no_mangle]
     pub extern "C" fn mallinfo2() -> libc::mallinfo2 {
-        let st = crate::mheap::HEAP.stats();
-        let inuse = st.pages_inuse * PAGE_SIZE;
-        let idle = st.pages_free * PAGE_SIZE;
+        let st = crate::stats::read();
         libc::mallinfo2 {
-            arena: st.sys_bytes,
+            arena: st.heap_sys as usize,
             ordblks: 0,
             smblks: 0,
-            hblks: 0,
-            hblkhd: 0,
+            hblks: st.large_objects as usize,
+            hblkhd: st.large_bytes as usize,
             usmblks: 0,
             fsmblks: 0,
-            uordblks: inuse,
-            fordblks: idle,
-            keepcost: st.pages_released * PAGE_SIZE,
+            uordblks: st.heap_alloc as usize,
+            fordblks: st.heap_sys.saturating_sub(st.heap_alloc) as usize,
+            keepcost: st.heap_idle.saturating_sub(st.heap_released) as usize,
         }
     }
 
@@ -321,8 +286,8 @@ mod libc_names {
             arena: clamp(m.arena),
             ordblks: 0,
             smblks: 0,
-            hblks: 0,
-            hblkhd: 0,
+            hblks: clamp(m.hblks),
+            hblkhd: clamp(m.hblkhd),
             usmblks: 0,
             fsmblks: 0,
             uordblks: clamp(m.uordblks),
@@ -331,47 +296,20 @@ mod libc_names {
         }
     }
 
-    /// A short summary on stderr, as glibc's `malloc_stats`.
+    /// A readable summary on stderr, as glibc's `malloc_stats`.
     #[no_mangle]
     pub extern "C" fn malloc_stats() {
-        let st = crate::mheap::HEAP.stats();
-        let mut b = [[0u8; 20]; 4];
-        let [b0, b1, b2, b3] = &mut b;
-        os::write_stderr(&[
-            b"goalloc: heap_sys=",
-            os::fmt_dec(st.sys_bytes, b0),
-            b" heap_inuse=",
-            os::fmt_dec(st.pages_inuse * PAGE_SIZE, b1),
-            b" heap_idle=",
-            os::fmt_dec(st.pages_free * PAGE_SIZE, b2),
-            b" heap_released=",
-            os::fmt_dec(st.pages_released * PAGE_SIZE, b3),
-        ]);
+        crate::report::write_report(2, false);
     }
 
-    /// glibc's XML shape, with the heap totals.
+    /// The figures as XML in glibc's shape, with one `<size>` element per size class.
     #[no_mangle]
     pub unsafe extern "C" fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
         if options != 0 || stream.is_null() {
             set_errno(libc::EINVAL);
             return -1;
         }
-        let st = crate::mheap::HEAP.stats();
-        let mut b = [[0u8; 20]; 3];
-        let [b0, b1, b2] = &mut b;
-        let parts: [&[u8]; 8] = [
-            b"<malloc version=\"1\">\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"0\" size=\"",
-            os::fmt_dec(st.pages_free * PAGE_SIZE, b0),
-            b"\"/>\n<system type=\"current\" size=\"",
-            os::fmt_dec(st.sys_bytes, b1),
-            b"\"/>\n<system type=\"max\" size=\"",
-            os::fmt_dec(st.sys_bytes, b2),
-            b"\"/>\n",
-            b"</malloc>\n",
-        ];
-        for part in parts {
-            libc::fwrite(part.as_ptr() as *const c_void, 1, part.len(), stream);
-        }
+        crate::report::write_malloc_info(stream);
         0
     }
 }

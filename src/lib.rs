@@ -85,9 +85,11 @@ pub mod mheap;
 pub mod options;
 pub mod os;
 pub mod pagemap;
+mod report;
 pub mod scavenger;
 pub mod sizeclass;
 pub mod span;
+pub mod stats;
 pub mod sync;
 
 pub use global_alloc::GoAlloc;

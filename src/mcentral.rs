@@ -38,6 +38,11 @@ pub struct CentralStats {
     pub batched: usize,
     /// Objects held outside the spans (by caches, batches or the program).
     pub alloc_count: usize,
+    /// Objects handed to thread caches so far (Go's approximation of Mallocs: an object
+    /// counts when it reaches a cache, not when the program takes it).
+    pub nmalloc: u64,
+    /// Objects taken back from thread caches so far.
+    pub nfree: u64,
 }
 
 struct CentralInner {
@@ -45,6 +50,8 @@ struct CentralInner {
     full: MSpanList,
     batches: [*mut FreeObject; MAX_BATCHES],
     nbatches: usize,
+    nmalloc: u64,
+    nfree: u64,
 }
 
 /// The central stores, indexed by size class (entry 0 unused).
@@ -56,6 +63,8 @@ pub static CENTRAL: [MCentral; NUM_CLASSES] = [const {
             full: MSpanList::new(),
             batches: [ptr::null_mut(); MAX_BATCHES],
             nbatches: 0,
+            nmalloc: 0,
+            nfree: 0,
         }),
     }
 }; NUM_CLASSES];
@@ -151,6 +160,7 @@ impl MCentral {
             if want == CLASS_BATCH[class] as u32 && c.nbatches > 0 {
                 c.nbatches -= 1;
                 let b = c.batches[c.nbatches];
+                c.nmalloc += want as u64;
                 self.lock.unlock();
                 return (b, want);
             }
@@ -165,6 +175,7 @@ impl MCentral {
                     c.full.push_front(s);
                 }
             }
+            c.nmalloc += n as u64;
         }
         self.lock.unlock();
         if n > 0 {
@@ -193,6 +204,7 @@ impl MCentral {
             n = take_from_span(s, want, &mut head);
             self.lock.lock();
             let c = self.inner();
+            c.nmalloc += n as u64;
             if (*s).nfree() == 0 {
                 c.full.push_front(s);
             } else {
@@ -224,6 +236,7 @@ impl MCentral {
             (*last).next = ptr::null_mut();
             c.batches[c.nbatches] = first;
             c.nbatches += 1;
+            c.nfree += batch as u64;
             n -= batch;
         }
         while !head.is_null() {
@@ -242,6 +255,7 @@ impl MCentral {
             if !return_to_span(s, o) {
                 continue;
             }
+            c.nfree += 1;
             // Checked mode keeps empty spans: their free objects carry the fill and the
             // bitmap that later frees and allocations are checked against.
             if (*s).alloc_count == 0 && !checked::enabled() {
@@ -290,6 +304,9 @@ impl MCentral {
                 chain = b;
                 n += CLASS_BATCH[class] as u32;
             }
+            // The objects leave the batches as if a cache took them; `return_objects`
+            // counts them back in.
+            c.nmalloc += n as u64;
             (chain, n)
         };
         self.lock.unlock();
@@ -328,6 +345,8 @@ impl MCentral {
                 nspans: c.partial.len + c.full.len,
                 batched: c.nbatches * CLASS_BATCH[class] as usize,
                 alloc_count: 0,
+                nmalloc: c.nmalloc,
+                nfree: c.nfree,
             };
             for list in [&c.partial, &c.full] {
                 let mut s = list.first;

@@ -46,6 +46,9 @@ pub struct HeapStats {
     /// Large objects allocated and freed so far.
     pub large_allocs: u64,
     pub large_frees: u64,
+    /// Pages in Large spans now, and allocated to Large spans so far.
+    pub large_pages_inuse: usize,
+    pub large_pages_total: u64,
 }
 
 impl HeapStats {
@@ -106,6 +109,8 @@ pub static HEAP: MHeap = MHeap {
             meta_bytes: 0,
             large_allocs: 0,
             large_frees: 0,
+            large_pages_inuse: 0,
+            large_pages_total: 0,
         },
     }),
 };
@@ -382,6 +387,8 @@ impl HeapInner {
         self.stats.pages_inuse += npages;
         if sizeclass == 0 {
             self.stats.large_allocs += 1;
+            self.stats.large_pages_inuse += npages;
+            self.stats.large_pages_total += npages as u64;
         }
         pagemap::set_range((*s).start, npages, s, sizeclass);
         s
@@ -479,6 +486,7 @@ impl HeapInner {
         let npages = (*s).npages;
         if (*s).state == SpanState::Large {
             self.stats.large_frees += 1;
+            self.stats.large_pages_inuse -= npages;
         }
         // Clear the class bytes and unmap the interior pages.
         pagemap::set_range((*s).start, npages, ptr::null_mut(), 0);
@@ -651,6 +659,8 @@ impl HeapInner {
             os::used((*t).start as *mut u8, (*t).bytes());
         }
         self.stats.pages_inuse += n;
+        self.stats.large_pages_inuse += n;
+        self.stats.large_pages_total += n as u64;
         pagemap::set_range((*t).start, n, s, 0);
         (*s).npages += n;
         self.spanalloc.free(t as *mut u8);

@@ -11,6 +11,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct OptionDef {
     pub name: &'static str,
     pub default: u64,
+    /// The default as the user writes it.
+    pub default_text: &'static str,
     pub help: &'static str,
     parse: fn(&[u8]) -> Option<u64>,
 }
@@ -62,38 +64,71 @@ pub const SCAVENGE_DELAY_MS: usize = 1;
 pub const MADVISE: usize = 2;
 pub const INVALID_FREE: usize = 3;
 pub const CHECK: usize = 4;
-const NUM_OPTIONS: usize = 5;
+pub const STATS: usize = 5;
+pub const STATS_FILE: usize = 6;
+pub const VERBOSE: usize = 7;
+const NUM_OPTIONS: usize = 8;
+
+fn parse_text(_: &[u8]) -> Option<u64> {
+    Some(1)
+}
 
 /// The table of options.
 pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
     OptionDef {
         name: "GOALLOC_SCAVENGE",
         default: 1,
+        default_text: "1",
         help: "1: a background thread returns idle free pages to the OS; 0: only malloc_trim does",
         parse: parse_bool,
     },
     OptionDef {
         name: "GOALLOC_SCAVENGE_DELAY_MS",
         default: 1000,
+        default_text: "1000",
         help: "milliseconds a free page must stay unused before the scavenger may release it",
         parse: parse_u64,
     },
     OptionDef {
         name: "GOALLOC_MADVISE",
         default: MADVISE_DONTNEED,
+        default_text: "dontneed",
         help: "dontneed: released pages leave RSS at once and read as zero; free: MADV_FREE, the kernel takes them under pressure",
         parse: parse_madvise,
     },
     OptionDef {
         name: "GOALLOC_INVALID_FREE",
         default: INVALID_ABORT,
+        default_text: "abort",
         help: "what a bad pointer passed to free, realloc or malloc_usable_size gets: abort (a goalloc: line, then abort()), warn (the line, and the call does nothing), ignore",
         parse: parse_invalid,
     },
     OptionDef {
         name: "GOALLOC_CHECK",
         default: 0,
+        default_text: "0",
         help: "1: checked mode: every double free, writes after free and corrupted free lists are detected, at a large cost in speed",
+        parse: parse_bool,
+    },
+    OptionDef {
+        name: "GOALLOC_STATS",
+        default: 0,
+        default_text: "0",
+        help: "1: print a report (heap totals, a table per size class, the scavenger, peak RSS) at exit",
+        parse: parse_bool,
+    },
+    OptionDef {
+        name: "GOALLOC_STATS_FILE",
+        default: 0,
+        default_text: "stderr",
+        help: "the file GOALLOC_STATS appends its report to",
+        parse: parse_text,
+    },
+    OptionDef {
+        name: "GOALLOC_VERBOSE",
+        default: 0,
+        default_text: "0",
+        help: "1: print the effective options at start",
         parse: parse_bool,
     },
 ];
@@ -147,6 +182,29 @@ pub fn load() {
         VALUES[i].store(v, Ordering::Relaxed);
     }
     LOADED.store(true, Ordering::Release);
+    if get(VERBOSE) != 0 {
+        for opt in OPTIONS.iter() {
+            let (value, from): (&[u8], &[u8]) = match getenv(opt.name) {
+                Some(t) if (opt.parse)(t).is_some() => (t, b"environment"),
+                _ => (opt.default_text.as_bytes(), b"default"),
+            };
+            let value = &value[..value.len().min(200)];
+            os::write_stderr(&[
+                b"goalloc: option ",
+                opt.name.as_bytes(),
+                b"=",
+                value,
+                b" (",
+                from,
+                b")",
+            ]);
+        }
+    }
+}
+
+/// The text of a text option (`GOALLOC_STATS_FILE`) as the environment gives it now.
+pub fn text(i: usize) -> Option<&'static [u8]> {
+    getenv(OPTIONS[i].name)
 }
 
 /// The value of option `i` (its default before `load`).

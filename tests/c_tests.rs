@@ -99,6 +99,8 @@ const SCAVENGE: Program = Program {
 const BADFREE: Program = c("badfree", &["badfree.c"]);
 /// Out of memory under RLIMIT_AS.
 const OOM: Program = c("oom", &["oom.c"]);
+/// Statistics and the glibc-compatible views.
+const STATS: Program = c("stats", &["stats.c"]);
 const HEADER_API: Program = c("header_api", &["header_api.c"]);
 const HEADER_API_CPP: Program = Program {
     cxx: true,
@@ -140,6 +142,8 @@ c_test!(badfree_preload, BADFREE, Mode::Preload);
 c_test!(badfree_linked, BADFREE, Mode::Linked);
 c_test!(oom_preload, OOM, Mode::Preload);
 c_test!(oom_linked, OOM, Mode::Linked);
+c_test!(stats_preload, STATS, Mode::Preload);
+c_test!(stats_linked, STATS, Mode::Linked);
 c_test!(header_api_linked, HEADER_API, Mode::Linked);
 c_test!(header_api_cpp_linked, HEADER_API_CPP, Mode::Linked);
 
@@ -305,9 +309,8 @@ fn compile(p: &Program, mode: Mode, lib: &Path, dir: &Path) -> PathBuf {
     let exe = dir.join(p.name);
     let mut cmd = Command::new(compiler(p.cxx));
     common_flags(&mut cmd, p.cxx, &src_dir);
-    if mode == Mode::Linked {
-        cmd.arg("-I").arg(manifest_dir().join("include"));
-    }
+    // The header's types serve preloaded programs too (they find the functions with dlsym).
+    cmd.arg("-I").arg(manifest_dir().join("include"));
     cmd.args(p.sources.iter().map(|s| src_dir.join(s)));
     cmd.arg("-o").arg(&exe);
     if p.startup_lib {
@@ -455,4 +458,61 @@ fn run(p: &Program, mode: Mode, test: &str) {
     }
     // shown with --nocapture (or --show-output)
     println!("{test}: ok in {elapsed:.2?}\n{stdout}{stderr}");
+}
+
+/// `GOALLOC_STATS=1` on a python3 run appends the exit report to `GOALLOC_STATS_FILE`.
+#[test]
+fn python_stats_report_at_exit() {
+    let lib = library();
+    let dir = work_root().join("python_stats_report");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.txt");
+    // The interpreter itself, not a version manager's shim (which would report too).
+    let python = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is needed for this test");
+    let python = String::from_utf8(python.stdout).unwrap().trim().to_string();
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "d = {i: str(i) * 20 for i in range(300000)}; print(len(d))",
+        ])
+        .env("LD_PRELOAD", &lib)
+        .env("PYTHONMALLOC", "malloc")
+        .env("GOALLOC_STATS", "1")
+        .env("GOALLOC_STATS_FILE", &report)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "300000");
+    let text = fs::read_to_string(&report).expect("the report file was written");
+    assert_eq!(
+        text.matches("goalloc statistics (at exit)").count(),
+        1,
+        "{text}"
+    );
+    for needle in [
+        "heap:",
+        "totals:",
+        "scavenger:",
+        "peak RSS:",
+        "class     size",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    // 300k strings of 100+ bytes went through malloc: the totals say so.
+    let mallocs: u64 = text
+        .split("totals: ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a mallocs count");
+    assert!(mallocs > 300_000, "{mallocs} mallocs in:\n{text}");
 }

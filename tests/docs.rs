@@ -9,11 +9,7 @@ fn readme_lists_every_option() {
             .lines()
             .find(|l| l.starts_with(&format!("| `{}` |", o.name)))
             .unwrap_or_else(|| panic!("README has no options row for {}", o.name));
-        let default_text = match o.name {
-            "GOALLOC_MADVISE" => ["dontneed", "free"][o.default as usize].to_string(),
-            "GOALLOC_INVALID_FREE" => ["abort", "warn", "ignore"][o.default as usize].to_string(),
-            _ => o.default.to_string(),
-        };
+        let default_text = o.default_text;
         assert!(
             row.contains(&format!("| `{default_text}` |")),
             "{}: default {default_text} in {row}",

@@ -322,7 +322,7 @@ fn install_layout() {
         "malloc",
         "free",
         "goalloc_malloc",
-        "goalloc_read_heap_stats",
+        "goalloc_read_mem_stats",
         "_Znwm",
     ] {
         assert!(

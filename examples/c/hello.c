@@ -22,8 +22,8 @@
 
 /* Bytes in goalloc's spans in use now. */
 static size_t heap_inuse(void) {
-    goalloc_heap_stats st;
-    goalloc_read_heap_stats(&st);
+    static struct goalloc_mem_stats st;
+    goalloc_read_mem_stats(&st);
     return st.heap_inuse;
 }
 

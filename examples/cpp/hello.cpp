@@ -24,8 +24,8 @@ namespace {
 
 // Bytes in goalloc's spans in use now.
 size_t heap_inuse() {
-    goalloc_heap_stats st;
-    goalloc_read_heap_stats(&st);
+    static goalloc_mem_stats st;
+    goalloc_read_mem_stats(&st);
     return st.heap_inuse;
 }
 

@@ -11,10 +11,7 @@ static A: goalloc::GoAlloc = goalloc::GoAlloc;
 
 /// Bytes in goalloc's spans in use now.
 fn heap_inuse() -> usize {
-    let mut st = goalloc::ffi::goalloc_heap_stats::default();
-    // SAFETY: `st` is a valid, writable `goalloc_heap_stats`.
-    unsafe { goalloc::ffi::goalloc_read_heap_stats(&mut st) };
-    st.heap_inuse
+    goalloc::stats::read().heap_inuse as usize
 }
 
 fn main() {
