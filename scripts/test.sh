@@ -8,6 +8,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --release -- -D warnings
+cargo clippy --lib --release --no-default-features -- -D warnings
 
 echo "== cargo build --release (the library the C tests and smoke tests load)"
 cargo build --release
@@ -20,6 +21,9 @@ cargo test --lib --test api --test threads --test property --test global --test 
 
 echo "== the Rust tests again in checked mode (GOALLOC_CHECK=1)"
 GOALLOC_CHECK=1 cargo test --release --test api --test threads --test property --test global
+
+echo "== the benchmark suite, one short round (checks that every workload runs correctly under every allocator)"
+scripts/bench.sh --quick --out target/bench-quick
 
 echo "== real programs under LD_PRELOAD"
 scripts/smoke-preload.sh

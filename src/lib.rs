@@ -75,6 +75,31 @@
 
 #![allow(clippy::missing_safety_doc)]
 
+/// An invariant check for `validate()` code, which runs under allocator locks: a failure
+/// ends the process with one `goalloc:` line instead of panicking, because the panic
+/// machinery allocates and would deadlock on the lock held.
+macro_rules! invariant {
+    ($cond:expr $(, $($msg:tt)*)?) => {
+        if !$cond {
+            $crate::os::fatal(concat!(
+                "invariant violated at ",
+                file!(),
+                ":",
+                line!(),
+                ": ",
+                stringify!($cond)
+            ));
+        }
+    };
+}
+
+/// `invariant!(a == b)`.
+macro_rules! invariant_eq {
+    ($a:expr, $b:expr $(, $($msg:tt)*)?) => {
+        invariant!(($a) == ($b))
+    };
+}
+
 pub mod checked;
 pub mod ffi;
 pub mod fixalloc;

@@ -243,8 +243,10 @@ impl MCentral {
             let o = head;
             head = (*o).next;
             let s = pagemap::span_of(o as usize);
-            if checked::enabled() && (s.is_null() || (*s).sizeclass as usize != class) {
-                // Only a sized free with the wrong size brings an object here.
+            if s.is_null() || (*s).sizeclass as usize != class {
+                // Only a sized free with the wrong size brings an object here. A compare
+                // per object on this slow path keeps it from corrupting another class's
+                // lists (objects that travel in whole batches are not looked at).
                 checked::invalid(
                     "free_sized(): the size does not match the object",
                     o as usize,
@@ -372,11 +374,11 @@ impl MCentral {
             for (list, want_full) in [(&c.partial, false), (&c.full, true)] {
                 let mut s = list.first;
                 while !s.is_null() {
-                    assert_eq!((*s).state, SpanState::Small);
-                    assert_eq!((*s).sizeclass as usize, class);
+                    invariant_eq!((*s).state, SpanState::Small);
+                    invariant_eq!((*s).sizeclass as usize, class);
                     (*s).validate_small();
-                    assert_eq!((*s).nfree() == 0, want_full, "span on the right list");
-                    assert!((*s).alloc_count > 0 || !want_full);
+                    invariant_eq!((*s).nfree() == 0, want_full, "span on the right list");
+                    invariant!((*s).alloc_count > 0 || !want_full);
                     s = (*s).next;
                 }
             }
@@ -384,11 +386,11 @@ impl MCentral {
                 let mut n = 0;
                 let mut o = b;
                 while !o.is_null() {
-                    assert_eq!(pagemap::page_class(o as usize), class);
+                    invariant_eq!(pagemap::page_class(o as usize), class);
                     n += 1;
                     o = (*o).next;
                 }
-                assert_eq!(n, CLASS_BATCH[class] as usize);
+                invariant_eq!(n, CLASS_BATCH[class] as usize);
             }
         }
         self.lock.unlock();

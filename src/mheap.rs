@@ -671,7 +671,7 @@ impl HeapInner {
         let mut released_pages = 0;
         for (i, list) in self.free.iter().enumerate() {
             list.validate();
-            assert_eq!(
+            invariant_eq!(
                 self.nonempty & (1u128 << i) != 0,
                 !list.is_empty(),
                 "bit {i}"
@@ -680,19 +680,19 @@ impl HeapInner {
             let mut seen_released = false;
             while !s.is_null() {
                 let sp = &*s;
-                assert_eq!(sp.state, SpanState::Free);
-                assert_eq!(list_index(sp.npages), i);
-                assert!(!seen_released || sp.released, "resident spans come first");
+                invariant_eq!(sp.state, SpanState::Free);
+                invariant_eq!(list_index(sp.npages), i);
+                invariant!(!seen_released || sp.released, "resident spans come first");
                 seen_released |= sp.released;
-                assert_eq!(pagemap::span_of(sp.start), s);
-                assert_eq!(pagemap::span_of(sp.end() - PAGE_SIZE), s);
+                invariant_eq!(pagemap::span_of(sp.start), s);
+                invariant_eq!(pagemap::span_of(sp.end() - PAGE_SIZE), s);
                 for k in 1..sp.npages.saturating_sub(1) {
                     let a = sp.start + (k << PAGE_SHIFT);
-                    assert!(
+                    invariant!(
                         pagemap::span_of(a).is_null(),
                         "interior page of a free span"
                     );
-                    assert_eq!(pagemap::page_class(a), 0);
+                    invariant_eq!(pagemap::page_class(a), 0);
                 }
                 // Neighbours in the same state would have been merged.
                 for n in [
@@ -700,7 +700,7 @@ impl HeapInner {
                     pagemap::span_of(sp.end()),
                 ] {
                     if !n.is_null() && (*n).state == SpanState::Free {
-                        assert!((*n).released != sp.released, "unmerged free neighbours");
+                        invariant!((*n).released != sp.released, "unmerged free neighbours");
                     }
                 }
                 free_pages += sp.npages;
@@ -713,13 +713,13 @@ impl HeapInner {
         self.releasing.validate();
         let mut s = self.releasing.first;
         while !s.is_null() {
-            assert_eq!((*s).state, SpanState::Releasing);
+            invariant_eq!((*s).state, SpanState::Releasing);
             free_pages += (*s).npages;
             s = (*s).next;
         }
-        assert_eq!(free_pages, self.stats.pages_free);
-        assert_eq!(released_pages, self.stats.pages_released);
-        assert_eq!(
+        invariant_eq!(free_pages, self.stats.pages_free);
+        invariant_eq!(released_pages, self.stats.pages_released);
+        invariant_eq!(
             (self.stats.pages_free + self.stats.pages_inuse) << PAGE_SHIFT,
             self.stats.sys_bytes
         );

@@ -12,6 +12,7 @@ use core::fmt::{self, Write};
 /// Where a report goes.
 enum Sink {
     Fd(i32),
+    #[cfg_attr(not(feature = "c-api"), allow(dead_code))]
     File(*mut libc::FILE),
 }
 
@@ -170,6 +171,7 @@ pub fn write_report(fd: i32, at_exit: bool) {
 }
 
 /// `malloc_info`'s XML, in the shape glibc gives it.
+#[cfg_attr(not(feature = "c-api"), allow(dead_code))]
 pub fn write_malloc_info(stream: *mut libc::FILE) {
     let st = stats::read();
     let mut out = Out::new(Sink::File(stream));

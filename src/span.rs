@@ -124,30 +124,30 @@ impl MSpan {
     /// # Safety
     /// The span's owner lock is held.
     pub unsafe fn validate_small(&self) {
-        assert_eq!(self.state, SpanState::Small);
-        assert!(self.freeindex <= self.nelems);
+        invariant_eq!(self.state, SpanState::Small);
+        invariant!(self.freeindex <= self.nelems);
         let mut n = 0u32;
         let mut o = self.free_list;
         while !o.is_null() {
             let a = o as usize;
-            assert!(a >= self.start && a < self.start + (self.nelems * self.elemsize) as usize);
-            assert_eq!((a - self.start) % self.elemsize as usize, 0);
-            assert!(
+            invariant!(a >= self.start && a < self.start + (self.nelems * self.elemsize) as usize);
+            invariant_eq!((a - self.start) % self.elemsize as usize, 0);
+            invariant!(
                 ((a - self.start) / (self.elemsize as usize)) < self.freeindex as usize,
                 "a returned object was handed out before"
             );
             n += 1;
-            assert!(n <= self.nelems, "free list cycles");
+            invariant!(n <= self.nelems, "free list cycles");
             if !self.allocbits.is_null() {
                 let i = (a - self.start) / self.elemsize as usize;
-                assert!(
+                invariant!(
                     *self.allocbits.add(i / 64) & (1 << (i % 64)) == 0,
                     "a free object is marked allocated"
                 );
             }
             o = self.next_free(o);
         }
-        assert_eq!(
+        invariant_eq!(
             self.alloc_count + n + (self.nelems - self.freeindex),
             self.nelems
         );
@@ -242,14 +242,14 @@ impl MSpanList {
         let mut prev: *mut MSpan = ptr::null_mut();
         let mut s = self.first;
         while !s.is_null() {
-            assert_eq!((*s).prev, prev);
-            assert_eq!((*s).list as *const MSpanList, self as *const MSpanList);
+            invariant_eq!((*s).prev, prev);
+            invariant_eq!((*s).list as *const MSpanList, self as *const MSpanList);
             n += 1;
             prev = s;
             s = (*s).next;
         }
-        assert_eq!(self.last, prev);
-        assert_eq!(n, self.len);
+        invariant_eq!(self.last, prev);
+        invariant_eq!(n, self.len);
     }
 }
 

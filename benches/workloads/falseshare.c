@@ -21,6 +21,7 @@ struct targ {
     size_t size;
     long iters, writes;
     volatile unsigned char *handed;
+    uintptr_t first; /* the first object this thread got in its loop */
     uint64_t sum;
 };
 
@@ -33,6 +34,8 @@ static void *worker(void *vp)
     }
     for (long i = 0; i < a->iters; i++) {
         volatile unsigned char *p = xmalloc(a->size);
+        if (i == 0)
+            a->first = (uintptr_t)p;
         for (size_t b = 0; b < a->size; b++)
             p[b] = (unsigned char)(a->id + i);
         for (long w = 0; w < a->writes; w++)
@@ -49,8 +52,19 @@ static void *worker(void *vp)
     return NULL;
 }
 
+/* How many pairs of threads got their first objects in one cache line. */
+static int shared_lines(const struct targ *args, int n)
+{
+    int shared = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (args[i].first / 64 == args[j].first / 64)
+                shared++;
+    return shared;
+}
+
 static double phase(const struct opts *o, size_t size, long iters, long writes, int handover,
-                    uint64_t *sum)
+                    uint64_t *sum, int *shared)
 {
     struct targ *args = calloc((size_t)o->threads, sizeof(struct targ));
     if (!args)
@@ -67,6 +81,7 @@ static double phase(const struct opts *o, size_t size, long iters, long writes, 
     double dt = now_s() - t0;
     for (int i = 0; i < o->threads; i++)
         *sum += args[i].sum;
+    *shared = shared_lines(args, o->threads);
     free(args);
     return dt;
 }
@@ -78,10 +93,13 @@ int main(int argc, char **argv)
     long writes = 1000;
     long iters = scaled(120000.0 * 8 / (double)size, o.scale, 10);
     uint64_t sum = 0;
-    double passive = phase(&o, size, iters, writes, 1, &sum);
-    double active = phase(&o, size, iters, writes, 0, &sum);
-    fprintf(stderr, "falseshare: passive %.2f s, active %.2f s (%.2f ns per byte write)\n",
-            passive, active,
+    int shared_passive, shared_active;
+    double passive = phase(&o, size, iters, writes, 1, &sum, &shared_passive);
+    double active = phase(&o, size, iters, writes, 0, &sum, &shared_active);
+    fprintf(stderr,
+            "falseshare: passive %.2f s (%d thread pairs on one line), active %.2f s (%d), "
+            "%.2f ns per byte write\n",
+            passive, shared_passive, active, shared_active,
             (passive + active) * 1e9 / (2.0 * (double)iters * (double)writes * (double)size));
     printf("falseshare ok: %d threads, %ld objects of %zu bytes each, checksum %llu\n",
            o.threads, 2 * iters, size, (unsigned long long)sum);
