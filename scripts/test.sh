@@ -9,6 +9,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --release -- -D warnings
 cargo clippy --lib --release --no-default-features -- -D warnings
+echo "== cargo doc"
+RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --quiet
 
 echo "== cargo build --release (the library the C tests and smoke tests load)"
 cargo build --release

@@ -1,5 +1,26 @@
 //! goalloc: a `malloc` with the structure of the Go runtime's allocator.
 //!
+//! # Use
+//!
+//! As Rust's global allocator (with `default-features = false` in `Cargo.toml`, the
+//! process's C `malloc` stays glibc's; by default the `c-api` feature replaces it too):
+//!
+//! ```
+//! #[global_allocator]
+//! static A: goalloc::GoAlloc = goalloc::GoAlloc;
+//!
+//! fn main() {
+//!     let v: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+//!     assert_eq!(v[42], "42");
+//!     let st = goalloc::stats::read();
+//!     assert!(st.heap_alloc > 0 && st.mallocs >= st.frees);
+//! }
+//! ```
+//!
+//! From C, preload `libgoalloc.so` or link `-lgoalloc` (see the README); the `goalloc_*`
+//! functions of `include/goalloc.h` are the [`ffi`] module. The options are the
+//! `GOALLOC_*` environment variables of [`options::OPTIONS`].
+//!
 //! # Hierarchy
 //!
 //! ```text
