@@ -198,32 +198,30 @@ pub fn write_malloc_info(stream: *mut libc::FILE) {
         }
         writeln!(out, "</sizes>")?;
         let small_free: u64 = st.by_size.iter().map(|c| c.waste).sum();
-        writeln!(out, "<total type=\"fast\" count=\"0\" size=\"0\"/>")?;
-        writeln!(
-            out,
-            "<total type=\"rest\" count=\"0\" size=\"{}\"/>",
-            st.heap_idle + small_free
-        )?;
-        writeln!(out, "<system type=\"current\" size=\"{}\"/>", st.heap_sys)?;
-        writeln!(out, "<system type=\"max\" size=\"{}\"/>", st.heap_sys)?;
-        writeln!(out, "<aspace type=\"total\" size=\"{}\"/>", st.heap_sys)?;
-        writeln!(out, "<aspace type=\"mprotect\" size=\"{}\"/>", st.heap_sys)?;
-        writeln!(out, "</heap>")?;
-        writeln!(out, "<total type=\"fast\" count=\"0\" size=\"0\"/>")?;
-        writeln!(
-            out,
-            "<total type=\"rest\" count=\"0\" size=\"{}\"/>",
-            st.heap_idle + small_free
-        )?;
-        writeln!(
-            out,
-            "<total type=\"mmap\" count=\"{}\" size=\"{}\"/>",
-            st.large_objects, st.large_bytes
-        )?;
-        writeln!(out, "<system type=\"current\" size=\"{}\"/>", st.heap_sys)?;
-        writeln!(out, "<system type=\"max\" size=\"{}\"/>", st.heap_sys)?;
-        writeln!(out, "<aspace type=\"total\" size=\"{}\"/>", st.heap_sys)?;
-        writeln!(out, "<aspace type=\"mprotect\" size=\"{}\"/>", st.heap_sys)?;
+        // glibc writes the free totals and the system sizes per heap and again for all;
+        // with one heap they are the same lines. The mmap total comes only in the second.
+        for all in [false, true] {
+            writeln!(out, "<total type=\"fast\" count=\"0\" size=\"0\"/>")?;
+            writeln!(
+                out,
+                "<total type=\"rest\" count=\"0\" size=\"{}\"/>",
+                st.heap_idle + small_free
+            )?;
+            if all {
+                writeln!(
+                    out,
+                    "<total type=\"mmap\" count=\"{}\" size=\"{}\"/>",
+                    st.large_objects, st.large_bytes
+                )?;
+            }
+            writeln!(out, "<system type=\"current\" size=\"{}\"/>", st.heap_sys)?;
+            writeln!(out, "<system type=\"max\" size=\"{}\"/>", st.heap_sys)?;
+            writeln!(out, "<aspace type=\"total\" size=\"{}\"/>", st.heap_sys)?;
+            writeln!(out, "<aspace type=\"mprotect\" size=\"{}\"/>", st.heap_sys)?;
+            if !all {
+                writeln!(out, "</heap>")?;
+            }
+        }
         writeln!(out, "</malloc>")
     })();
     out.flush();
