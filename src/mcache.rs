@@ -315,13 +315,6 @@ impl MCache {
         self.registered = false;
     }
 
-    /// Objects held per class (for tests and statistics).
-    pub fn cached_bytes(&self) -> usize {
-        (1..NUM_CLASSES)
-            .map(|c| self.lists[c].len as usize * CLASS_SIZE[c] as usize)
-            .sum()
-    }
-
     /// Checks each list's length, class and the byte bound.
     pub fn validate(&self) {
         let mut budget = 0;

@@ -73,15 +73,6 @@ impl Mutex {
     pub fn reset_after_fork(&self) {
         self.state.store(UNLOCKED, Ordering::Relaxed);
     }
-
-    /// Runs `f` with the lock held.
-    #[inline]
-    pub fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.lock();
-        let r = f();
-        self.unlock();
-        r
-    }
 }
 
 impl Default for Mutex {

@@ -17,6 +17,8 @@
 //! changing the allocator. Binaries and their output go to `<target>/c-tests/<test>/`.
 //! Compilers are `cc` and `c++`, or `$CC` and `$CXX`.
 
+mod common;
+use common::command_line;
 use std::env;
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -337,21 +339,6 @@ fn compile(p: &Program, mode: Mode, lib: &Path, dir: &Path) -> PathBuf {
 }
 
 // ---- running -----------------------------------------------------------------------
-
-fn command_line(cmd: &Command) -> String {
-    let mut s = String::new();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            s += &format!("{}={} ", k.to_string_lossy(), v.to_string_lossy());
-        }
-    }
-    s += &cmd.get_program().to_string_lossy();
-    for a in cmd.get_args() {
-        s += " ";
-        s += &a.to_string_lossy();
-    }
-    s
-}
 
 fn read_tail(path: &Path, max: usize) -> String {
     let mut bytes = Vec::new();

@@ -25,6 +25,8 @@
 //!
 //! Needs `pkg-config`, `readelf`, `ldd`, and `cc`/`c++` (or `$CC`/`$CXX`).
 
+mod common;
+use common::command_line;
 use std::env;
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -87,21 +89,6 @@ fn cargo() -> OsString {
 }
 
 // ---- running commands --------------------------------------------------------------
-
-fn command_line(cmd: &Command) -> String {
-    let mut s = String::new();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            s += &format!("{}={} ", k.to_string_lossy(), v.to_string_lossy());
-        }
-    }
-    s += &cmd.get_program().to_string_lossy();
-    for a in cmd.get_args() {
-        s += " ";
-        s += &a.to_string_lossy();
-    }
-    s
-}
 
 /// What to say when a program cannot be started at all.
 fn missing_tool_hint(program: &OsStr) -> &'static str {

@@ -45,3 +45,19 @@ pub unsafe fn stamp(p: *mut u8, len: usize, tag: u64) {
 pub unsafe fn check(p: *const u8, len: usize, tag: u64) -> bool {
     (0..len).all(|i| *p.add(i) == pattern(tag, i))
 }
+
+/// A command as a shell line, with the environment it sets (for failure messages).
+pub fn command_line(cmd: &std::process::Command) -> String {
+    let mut s = String::new();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            s += &format!("{}={} ", k.to_string_lossy(), v.to_string_lossy());
+        }
+    }
+    s += &cmd.get_program().to_string_lossy();
+    for a in cmd.get_args() {
+        s += " ";
+        s += &a.to_string_lossy();
+    }
+    s
+}
