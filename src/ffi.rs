@@ -29,6 +29,25 @@ fn enomem_if_null(p: *mut u8) -> *mut c_void {
 /// `malloc(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn goalloc_malloc(size: usize) -> *mut c_void {
+    malloc_inline(size)
+}
+
+/// `malloc` for the C entry points: the size class, a pop from this thread's list, and
+/// otherwise a tail call to the slow path, which also sets `errno`.
+#[inline(always)]
+unsafe fn malloc_inline(size: usize) -> *mut c_void {
+    if size <= crate::sizeclass::MAX_SMALL_SIZE {
+        let p = crate::mcache::pop(crate::sizeclass::size_to_class(size));
+        if !p.is_null() {
+            return p as *mut c_void;
+        }
+    }
+    malloc_slow(size)
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn malloc_slow(size: usize) -> *mut c_void {
     enomem_if_null(crate::malloc(size))
 }
 
@@ -174,17 +193,17 @@ mod libc_names {
 
     #[no_mangle]
     pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-        goalloc_malloc(size)
+        malloc_inline(size)
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn free(p: *mut c_void) {
-        goalloc_free(p)
+        crate::free(p as *mut u8)
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn cfree(p: *mut c_void) {
-        goalloc_free(p)
+        crate::free(p as *mut u8)
     }
 
     #[no_mangle]
@@ -449,22 +468,25 @@ mod cxx {
         _ZnamSt11align_val_tRKSt9nothrow_t(size, align, nothrow) => [];
     }
 
+    /// The name `operator delete` reports bad pointers under.
+    const DELETE: &str = "operator delete";
+
     // operator delete: plain, array, nothrow
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPv(p: *mut c_void) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPv(p: *mut c_void) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, DELETE)
     }
     // sized delete: the size finds the class without the page map
     #[no_mangle]
@@ -478,11 +500,11 @@ mod cxx {
     // aligned delete
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvSt11align_val_t(p: *mut c_void, _align: usize) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPvSt11align_val_t(p: *mut c_void, _align: usize) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvSt11align_val_tRKSt9nothrow_t(
@@ -490,7 +512,7 @@ mod cxx {
         _align: usize,
         _: *const c_void,
     ) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPvSt11align_val_tRKSt9nothrow_t(
@@ -498,7 +520,7 @@ mod cxx {
         _align: usize,
         _: *const c_void,
     ) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {

@@ -166,7 +166,7 @@ fn init_slow() -> bool {
         Ok(_) => {
             options::load();
             checked::init();
-            if !(pagemap::init() && mcache::init()) {
+            if !mcache::init() {
                 INIT_STATE.store(UNINIT, Ordering::Release);
                 return false;
             }
@@ -256,20 +256,25 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
 /// `p` is null or was returned by this allocator and is not used again.
 #[inline]
 pub unsafe fn free(p: *mut u8) {
+    // SAFETY: forwarded contract.
+    unsafe { free_as(p, "free()") }
+}
+
+/// `free`, naming `call` (e.g. `"free()"`) when it reports a bad pointer. Inlined into each
+/// exported entry point: the fast path is the page-map lookup, the object-start check and
+/// the push, with no call and no stack frame; everything else is a tail call.
+///
+/// # Safety
+/// As `free`.
+#[inline(always)]
+pub unsafe fn free_as(p: *mut u8, call: &'static str) {
     let info = pagemap::page_info(p as usize);
-    if info != 0 {
-        if !pagemap::is_object_start(p as usize, info) {
-            checked::invalid(
-                "free(): invalid pointer (not the start of an object)",
-                p as usize,
-            );
-            return;
-        }
+    if info != 0 && pagemap::is_object_start(p as usize, info) {
         // SAFETY: the page map says p starts an object of this class.
-        unsafe { mcache::free(p, info & 0xff) };
-    } else if !p.is_null() {
+        unsafe { mcache::free(p, info & 0xff) }
+    } else {
         // SAFETY: forwarded contract.
-        unsafe { free_slow(p) };
+        unsafe { free_slow(p, info, call) }
     }
 }
 
@@ -286,14 +291,35 @@ pub unsafe fn free_sized(p: *mut u8, size: usize) {
 
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(p: *mut u8) {
-    // SAFETY: forwarded contract.
-    let s = unsafe { large_span_of(p, "free()") };
-    if !s.is_null() {
-        // SAFETY: s is the Large span of the program's object p.
-        unsafe { HEAP.free_span(s) };
-        scavenger::poll();
+unsafe fn free_slow(p: *mut u8, info: usize, call: &'static str) {
+    if info != 0 {
+        report(call, "invalid pointer (not the start of an object)", p);
+    } else if !p.is_null() {
+        // SAFETY: forwarded contract.
+        let s = unsafe { large_span_of(p, call) };
+        if !s.is_null() {
+            // SAFETY: s is the Large span of the program's object p.
+            unsafe { HEAP.free_span(s) };
+            scavenger::poll();
+        }
     }
+}
+
+/// Reports the bad pointer `p` passed to `call` as `"{call}: {what}"`, without allocating.
+#[cold]
+fn report(call: &str, what: &str, p: *const u8) {
+    let mut msg = [0u8; 128];
+    let n = call.len().min(40);
+    msg[..n].copy_from_slice(&call.as_bytes()[..n]);
+    msg[n] = b':';
+    msg[n + 1] = b' ';
+    let m = what.len().min(msg.len() - n - 2);
+    msg[n + 2..n + 2 + m].copy_from_slice(&what.as_bytes()[..m]);
+    // The parts are ASCII, so the text is valid UTF-8.
+    checked::invalid(
+        core::str::from_utf8(&msg[..n + 2 + m]).unwrap_or(what),
+        p as usize,
+    );
 }
 
 /// Allocates `n * size` zeroed bytes; null when the product overflows or out of memory.
@@ -330,18 +356,7 @@ unsafe fn large_span_of(p: *mut u8, call: &str) -> *mut span::MSpan {
             _ => "invalid pointer (not the start of an object)",
         }
     };
-    let mut msg = [0u8; 96];
-    let n = call.len().min(40);
-    msg[..n].copy_from_slice(&call.as_bytes()[..n]);
-    msg[n] = b':';
-    msg[n + 1] = b' ';
-    let m = what.len().min(msg.len() - n - 2);
-    msg[n + 2..n + 2 + m].copy_from_slice(&what.as_bytes()[..m]);
-    // The parts are ASCII, so the text is valid UTF-8.
-    checked::invalid(
-        core::str::from_utf8(&msg[..n + 2 + m]).unwrap_or(what),
-        p as usize,
-    );
+    report(call, what, p);
     ptr::null_mut()
 }
 
@@ -351,12 +366,7 @@ unsafe fn large_span_of(p: *mut u8, call: &str) -> *mut span::MSpan {
 fn small_class_of(p: *const u8, call: &str) -> Option<usize> {
     let info = pagemap::page_info(p as usize);
     if info != 0 && !pagemap::is_object_start(p as usize, info) {
-        let what = if call.starts_with('r') {
-            "realloc(): invalid pointer (not the start of an object)"
-        } else {
-            "malloc_usable_size(): invalid pointer (not the start of an object)"
-        };
-        checked::invalid(what, p as usize);
+        report(call, "invalid pointer (not the start of an object)", p);
         return None;
     }
     Some(info & 0xff)

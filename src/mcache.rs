@@ -67,13 +67,34 @@ pub fn init() -> bool {
     true
 }
 
+/// The cache every thread's slot starts at: all lists empty with limit 0, so that the
+/// first allocation and the first free of a thread take the slow path, which installs the
+/// thread's own cache. The fast paths only read it; nothing ever writes it.
+struct EmptyCache(MCache);
+// SAFETY: never written (see above), so sharing it between threads is sound.
+unsafe impl Sync for EmptyCache {}
+static EMPTY: EmptyCache = EmptyCache(MCache {
+    lists: [const {
+        FreeList {
+            head: ptr::null_mut(),
+            len: 0,
+            max_len: 0,
+        }
+    }; NUM_CLASSES],
+    overages: [0; NUM_CLASSES],
+    budget_used: 0,
+    registered: false,
+});
+
 // An initial-exec TLS slot holding the address of this thread's cache. Rust's
 // `thread_local!` in a shared library uses the general-dynamic model: a call to
 // `__tls_get_addr` on every access. An initial-exec slot is one load relative to `%fs`
 // through a GOT entry the loader fills once. It is only 8 bytes, so a `dlopen` of the
-// library still fits in glibc's surplus of static TLS.
+// library still fits in glibc's surplus of static TLS. Its initial value, `&EMPTY`, is
+// relocated by the loader before the TLS image is copied to each thread, so the fast
+// paths never test it for null.
 core::arch::global_asm!(
-    ".pushsection .tbss,\"awT\",@nobits",
+    ".pushsection .tdata,\"awT\",@progbits",
     ".p2align 3",
     // Global so that every codegen unit links to it, hidden so that no other module
     // sees or interposes it.
@@ -82,11 +103,12 @@ core::arch::global_asm!(
     ".type goalloc_tls_mcache, @object",
     ".size goalloc_tls_mcache, 8",
     "goalloc_tls_mcache:",
-    ".zero 8",
+    ".quad {empty}",
     ".popsection",
+    empty = sym EMPTY,
 );
 
-/// This thread's cache.
+/// This thread's cache, or `EMPTY` before the thread's first slow path.
 #[inline(always)]
 fn cache() -> *mut MCache {
     let p: *mut MCache;
@@ -99,17 +121,16 @@ fn cache() -> *mut MCache {
             options(nostack, preserves_flags, readonly, pure),
         );
     }
-    if p.is_null() {
-        cache_slow()
-    } else {
-        p
-    }
+    p
 }
 
-/// The first access of a thread: find its cache and remember it in the fast slot.
-#[cold]
-#[inline(never)]
-fn cache_slow() -> *mut MCache {
+/// This thread's own cache, installed in the slot on the thread's first slow path.
+#[inline]
+fn own_cache() -> *mut MCache {
+    let p = cache();
+    if !ptr::eq(p, &EMPTY.0) {
+        return p;
+    }
     let p = CACHE.with(|c| c.get());
     // SAFETY: writes this thread's own slot, defined above.
     unsafe {
@@ -127,18 +148,36 @@ fn cache_slow() -> *mut MCache {
 /// Pops an object of class `class`, or null when out of memory.
 #[inline(always)]
 pub fn alloc(class: usize) -> *mut u8 {
+    let o = pop(class);
+    if !o.is_null() {
+        return o;
+    }
+    alloc_slow(class)
+}
+
+/// Pops an object of class `class` from this thread's list, or null when it is empty (the
+/// fast path alone; `alloc` refills).
+#[inline(always)]
+pub fn pop(class: usize) -> *mut u8 {
     let c = cache();
-    // SAFETY: c is this thread's cache; only this thread touches it, and class < NUM_CLASSES.
+    // SAFETY: c is this thread's cache (or EMPTY, read only); only this thread touches
+    // it, and class < NUM_CLASSES.
     unsafe {
         let l = (*c).lists.get_unchecked_mut(class);
         let o = l.head;
         if !o.is_null() {
             l.head = (*o).next;
             l.len -= 1;
-            return o as *mut u8;
         }
-        (*c).refill(class)
+        o as *mut u8
     }
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_slow(class: usize) -> *mut u8 {
+    // SAFETY: the calling thread's own cache.
+    unsafe { (*own_cache()).refill(class) }
 }
 
 /// Pushes a freed object of class `class`.
@@ -150,8 +189,24 @@ pub unsafe fn free(p: *mut u8, class: usize) {
     let c = cache();
     let l = (*c).lists.get_unchecked_mut(class);
     let o = p as *mut FreeObject;
+    // A full list (always so in EMPTY) and an object freed twice in a row (the cheap case
+    // of a double free; checked mode sees all) go the slow way.
+    if l.len < l.max_len && o != l.head {
+        (*o).next = l.head;
+        l.head = o;
+        l.len += 1;
+        return;
+    }
+    free_slow(p, class)
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(p: *mut u8, class: usize) {
+    let c = own_cache();
+    let l = &mut (*c).lists[class];
+    let o = p as *mut FreeObject;
     if o == l.head {
-        // Freed twice in a row: the cheap case of a double free (checked mode sees all).
         crate::checked::invalid("free(): double free", p as usize);
         return;
     }
@@ -353,7 +408,7 @@ extern "C" fn thread_exit(value: *mut libc::c_void) {
 /// Flushes the calling thread's cache (tests, and `malloc_trim` later).
 pub fn flush_current() {
     // SAFETY: the calling thread's own cache.
-    unsafe { (*cache()).flush_all() };
+    unsafe { (*own_cache()).flush_all() };
 }
 
 /// Validates the calling thread's cache.

@@ -149,12 +149,6 @@ pub fn alloc_metadata(size: usize) -> *mut u8 {
     map_fresh(size, 0)
 }
 
-/// None → Ready without a commit charge: a large zeroed table of which only the touched
-/// pages will ever cost memory (the page map's arena index).
-pub fn alloc_sparse_table(size: usize) -> *mut u8 {
-    map_fresh(size, libc::MAP_NORESERVE)
-}
-
 fn map_fresh(size: usize, extra_flags: i32) -> *mut u8 {
     let _e = ErrnoGuard::new();
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags;

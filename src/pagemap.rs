@@ -2,15 +2,16 @@
 //!
 //! As Go's `mheap.arenas` on linux/amd64: a flat index of 2^22 entries, one per 64 MiB
 //! arena (`addr >> 26`), each pointing to the arena's `HeapArena` record, which holds a
-//! span pointer and a size-class byte per 8 KiB page. The index is 32 MiB of address space
-//! mapped without commit charge; only the entries of arenas we use are ever touched.
+//! span pointer and a size-class byte per 8 KiB page. The index is a 32 MiB static in
+//! `.bss`, as Go's is: zero pages that cost no memory until an entry is written, and only
+//! the entries of arenas we use ever are. Being a static, its address is a constant of
+//! the code, not a pointer to load and test.
 //!
 //! "Is this pointer ours, and of which class?" is two dependent loads: the arena record,
 //! then the page's class byte. Entries are written under the heap lock and read without
 //! it; a reader looks only at pages whose pointers the program got from us, so the
 //! program's own synchronisation orders the write before the read.
 
-use crate::os;
 use crate::sizeclass::PAGE_SHIFT;
 use crate::span::MSpan;
 use core::ptr;
@@ -39,31 +40,16 @@ pub struct HeapArena {
     pub pageinfo: [AtomicU32; PAGES_PER_ARENA],
 }
 
-static ARENA_INDEX: AtomicPtr<AtomicPtr<HeapArena>> = AtomicPtr::new(ptr::null_mut());
-
-/// Maps the arena index. Idempotent; false when the OS refused.
-pub fn init() -> bool {
-    if !ARENA_INDEX.load(Ordering::Acquire).is_null() {
-        return true;
-    }
-    let t = os::alloc_sparse_table(ARENA_INDEX_LEN * core::mem::size_of::<usize>());
-    if t.is_null() {
-        return false;
-    }
-    ARENA_INDEX.store(t as *mut AtomicPtr<HeapArena>, Ordering::Release);
-    true
-}
+static ARENA_INDEX: [AtomicPtr<HeapArena>; ARENA_INDEX_LEN] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; ARENA_INDEX_LEN];
 
 /// The record of the arena holding `addr`, or null when no arena of ours holds it.
 #[inline(always)]
 pub fn arena_of(addr: usize) -> *mut HeapArena {
-    let index = ARENA_INDEX.load(Ordering::Relaxed);
-    let i = addr >> ARENA_SHIFT;
-    if i >= ARENA_INDEX_LEN || index.is_null() {
-        return ptr::null_mut();
+    match ARENA_INDEX.get(addr >> ARENA_SHIFT) {
+        Some(entry) => entry.load(Ordering::Acquire),
+        None => ptr::null_mut(),
     }
-    // SAFETY: i < ARENA_INDEX_LEN and the index table has that many entries.
-    unsafe { (*index.add(i)).load(Ordering::Acquire) }
 }
 
 #[inline(always)]
@@ -112,11 +98,10 @@ pub fn span_of(addr: usize) -> *mut MSpan {
 /// Registers the record for the arena at `base`.
 ///
 /// # Safety
-/// The heap lock is held, `init` succeeded, `base` is arena-aligned and below 2^48, and
-/// `meta` is a zeroed `HeapArena` that lives forever.
+/// The heap lock is held, `base` is arena-aligned and below 2^48, and `meta` is a zeroed
+/// `HeapArena` that lives forever.
 pub unsafe fn register_arena(base: usize, meta: *mut HeapArena) {
-    let index = ARENA_INDEX.load(Ordering::Relaxed);
-    (*index.add(base >> ARENA_SHIFT)).store(meta, Ordering::Release);
+    ARENA_INDEX[base >> ARENA_SHIFT].store(meta, Ordering::Release);
 }
 
 /// Points the page holding `addr` at `s`.

@@ -21,9 +21,8 @@ pub const MAX_SMALL_SIZE: usize = 32768;
 /// Number of classes including class 0, which stands for "large".
 pub const NUM_CLASSES: usize = 67;
 
-const SMALL_SIZE_DIV: usize = 8;
-const SMALL_SIZE_MAX: usize = 1024;
-const LARGE_SIZE_DIV: usize = 128;
+/// The granularity of the size-to-class table.
+const SIZE_STEP: usize = 8;
 
 // Do not edit by hand: CLASS_SIZE and CLASS_NPAGES are the output of Go's algorithm,
 // checked by `table_matches_go_generator`.
@@ -68,12 +67,12 @@ const fn gen_nelems() -> [u16; NUM_CLASSES] {
 /// Objects per span of each class.
 pub const CLASS_NELEMS: [u16; NUM_CLASSES] = gen_nelems();
 
-const fn gen_size_to_class8() -> [u8; SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1] {
-    let mut t = [0u8; SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1];
+const fn gen_size_to_class() -> [u8; MAX_SMALL_SIZE / SIZE_STEP + 1] {
+    let mut t = [0u8; MAX_SMALL_SIZE / SIZE_STEP + 1];
     let mut c = 1;
     let mut i = 0;
     while i < t.len() {
-        let size = i * SMALL_SIZE_DIV;
+        let size = i * SIZE_STEP;
         while (CLASS_SIZE[c] as usize) < size {
             c += 1;
         }
@@ -83,26 +82,10 @@ const fn gen_size_to_class8() -> [u8; SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1] {
     t
 }
 
-const fn gen_size_to_class128() -> [u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1] {
-    let mut t = [0u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1];
-    let mut c = 1;
-    let mut i = 0;
-    while i < t.len() {
-        let size = SMALL_SIZE_MAX + i * LARGE_SIZE_DIV;
-        while (CLASS_SIZE[c] as usize) < size {
-            c += 1;
-        }
-        t[i] = c as u8;
-        i += 1;
-    }
-    t
-}
-
-/// Class for sizes 0..=1024, indexed by `(size + 7) / 8`.
-pub const SIZE_TO_CLASS8: [u8; SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1] = gen_size_to_class8();
-/// Class for sizes 1025..=32768, indexed by `(size - 1024 + 127) / 128`.
-pub const SIZE_TO_CLASS128: [u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1] =
-    gen_size_to_class128();
+/// Class for sizes 0..=32768, indexed by `(size + 7) / 8`: one table of 4 KiB, so that
+/// the lookup is an add, a shift and a load for every small size (every class size is a
+/// multiple of 8, so rounding up to 8 never changes the class).
+pub const SIZE_TO_CLASS: [u8; MAX_SMALL_SIZE / SIZE_STEP + 1] = gen_size_to_class();
 
 /// The class of a request of `size` bytes, `size <= MAX_SMALL_SIZE`. Size 0 gets class 1
 /// (malloc(0) returns a unique object).
@@ -111,18 +94,9 @@ pub const SIZE_TO_CLASS128: [u8; (MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_
 #[inline(always)]
 pub fn size_to_class(size: usize) -> usize {
     debug_assert!(size <= MAX_SMALL_SIZE);
-    // SAFETY: the indexes are in range for size <= MAX_SMALL_SIZE, which every caller
-    // checks first (the tests run every size through here with debug assertions on).
-    unsafe {
-        if size <= SMALL_SIZE_MAX {
-            // A zero-sized request indexes entry 0, which holds class 1.
-            *SIZE_TO_CLASS8.get_unchecked((size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV) as usize
-        } else {
-            *SIZE_TO_CLASS128
-                .get_unchecked((size - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV)
-                as usize
-        }
-    }
+    // SAFETY: the index is in range for size <= MAX_SMALL_SIZE, which every caller checks
+    // first (the tests run every size through here with debug assertions on).
+    unsafe { *SIZE_TO_CLASS.get_unchecked((size + SIZE_STEP - 1) / SIZE_STEP) as usize }
 }
 
 const fn gen_batch() -> [u16; NUM_CLASSES] {
@@ -248,7 +222,7 @@ mod tests {
         // Grow each size to the largest that fits the same number of objects in the span.
         for c in classes.iter_mut().skip(1) {
             let psize = c.1 * PAGE_SIZE;
-            let new_size = (psize / (psize / c.0)) & !(LARGE_SIZE_DIV - 1);
+            let new_size = (psize / (psize / c.0)) & !(128 - 1);
             if new_size > c.0 {
                 c.0 = new_size;
             }
