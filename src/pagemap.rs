@@ -32,7 +32,8 @@ pub const ARENA_INDEX_LEN: usize = 1 << (ADDR_BITS - ARENA_SHIFT);
 #[repr(C)]
 pub struct HeapArena {
     /// The span owning each page: every page of an in-use span, the first and last page of
-    /// a free span, null elsewhere.
+    /// a free span. Interior pages of a free span may keep a stale pointer (see
+    /// `clear_info`); pages never used are null.
     pub spans: [AtomicPtr<MSpan>; PAGES_PER_ARENA],
     /// For each page of a Small span: its size class in the low byte and the page's byte
     /// offset within the span above it (so that `free` can check an object's offset
@@ -115,26 +116,61 @@ pub unsafe fn set_span(addr: usize, s: *mut MSpan) {
     (*a).spans[page_in_arena(addr)].store(s, Ordering::Relaxed);
 }
 
-/// Points every page of `npages` from `start` at `s` and sets their info word (class 0:
-/// not a Small span).
+/// Calls `f(arena, first page index, count)` for each arena-sized piece of the `npages`
+/// pages from `start`: one index lookup per arena instead of one per page.
 ///
 /// # Safety
-/// As `set_span`, for every page of the range.
-pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
+/// Every page of the range lies in a registered arena.
+#[inline]
+unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(&HeapArena, usize, usize)) {
     let mut addr = start;
-    for k in 0..npages {
+    let mut left = npages;
+    while left > 0 {
         let a = arena_of(addr);
         debug_assert!(!a.is_null());
         let i = page_in_arena(addr);
-        (*a).spans[i].store(s, Ordering::Relaxed);
-        let info = if class == 0 {
-            0
-        } else {
-            class as u32 | ((k << PAGE_SHIFT) as u32) << 8
-        };
-        (*a).pageinfo[i].store(info, Ordering::Relaxed);
-        addr += 1 << PAGE_SHIFT;
+        let n = left.min(PAGES_PER_ARENA - i);
+        f(&*a, i, n);
+        addr += n << PAGE_SHIFT;
+        left -= n;
     }
+}
+
+/// Points every page of `npages` from `start` at `s`, an in-use span. For a Small span
+/// (`class != 0`) also sets each page's info word; a Large span's pages keep the info 0
+/// that every page outside a Small span has.
+///
+/// # Safety
+/// The heap lock is held and every page of the range lies in a registered arena.
+pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
+    // The byte offset in the span of the next page.
+    let mut off = 0u32;
+    for_pages(start, npages, |a, first, n| {
+        for e in &a.spans[first..first + n] {
+            e.store(s, Ordering::Relaxed);
+        }
+        if class != 0 {
+            for e in &a.pageinfo[first..first + n] {
+                e.store(class as u32 | off << 8, Ordering::Relaxed);
+                off += 1 << PAGE_SHIFT;
+            }
+        }
+    });
+}
+
+/// Sets the info word of every page of `npages` from `start` to 0 (a Small span is being
+/// freed). The span pointers of interior pages are left as they are: only the end pages
+/// of a free span are read, and a stale interior pointer names a span that no longer
+/// starts there, which `free` reports as a bad pointer all the same.
+///
+/// # Safety
+/// As `set_range`.
+pub unsafe fn clear_info(start: usize, npages: usize) {
+    for_pages(start, npages, |a, first, n| {
+        for e in &a.pageinfo[first..first + n] {
+            e.store(0, Ordering::Relaxed);
+        }
+    });
 }
 
 /// Bytes of metadata per arena.
