@@ -352,7 +352,9 @@ unsafe fn large_span_of(p: *mut u8, call: &str) -> *mut span::MSpan {
         // SAFETY: span records live forever; the state of a span the program owns is stable.
         match unsafe { (*s).state } {
             SpanState::Large if unsafe { (*s).start } == p as usize => return s,
-            SpanState::Free | SpanState::Releasing => "double free or invalid pointer",
+            SpanState::Free | SpanState::Releasing | SpanState::Cached => {
+                "double free or invalid pointer"
+            }
             _ => "invalid pointer (not the start of an object)",
         }
     };

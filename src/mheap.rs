@@ -72,6 +72,12 @@ pub struct Scavenged {
     pub wait_ns: u64,
 }
 
+/// Slots of the span cache.
+const SPAN_CACHE_SLOTS: usize = 16;
+/// The most pages the span cache holds in all (32 MiB); a span longer than this is
+/// never cached.
+const SPAN_CACHE_MAX_PAGES: usize = 4096;
+
 /// `release_all` works in chunks of this many pages (64 MiB), so that no span is off the
 /// free lists for long.
 const RELEASE_ALL_CHUNK_PAGES: usize = 8192;
@@ -84,6 +90,12 @@ struct HeapInner {
     spanalloc: FixAlloc,
     /// Spans in state Releasing.
     releasing: MSpanList,
+    /// Freed Large spans kept whole (state Cached), oldest first: a program that frees
+    /// and allocates the same length in a loop gets the same span back without a split
+    /// and a merge. Pages: `cache_pages`, counted in `pages_free`.
+    cache: [*mut MSpan; SPAN_CACHE_SLOTS],
+    cache_len: usize,
+    cache_pages: usize,
     /// The part of the current reservation not mapped yet: `[cur, cur_end)`.
     cur: usize,
     cur_end: usize,
@@ -97,6 +109,9 @@ pub static HEAP: MHeap = MHeap {
         free: [const { MSpanList::new() }; NUM_FREE_LISTS],
         nonempty: 0,
         releasing: MSpanList::new(),
+        cache: [ptr::null_mut(); SPAN_CACHE_SLOTS],
+        cache_len: 0,
+        cache_pages: 0,
         spanalloc: FixAlloc::new(core::mem::size_of::<MSpan>().next_multiple_of(8)),
         cur: 0,
         cur_end: 0,
@@ -163,7 +178,7 @@ impl MHeap {
     pub unsafe fn free_span(&self, s: *mut MSpan) {
         self.lock.lock();
         let h = self.inner();
-        h.free_span_locked(s);
+        h.free_span_locked(s, true);
         let excess = h.stats.excess_pages();
         self.lock.unlock();
         crate::scavenger::on_free(excess);
@@ -340,7 +355,20 @@ impl HeapInner {
         sizeclass: u8,
     ) -> *mut MSpan {
         debug_assert!(npages > 0 && align_pages.is_power_of_two());
+        if align_pages == 1 {
+            let s = self.take_cached(npages);
+            if !s.is_null() {
+                return self.use_span(s, npages, sizeclass, sizeclass != 0);
+            }
+        }
         let mut s = self.find_free(npages, align_pages);
+        if s.is_null() && self.cache_len > 0 {
+            // Merge what the cache holds before asking the OS for more.
+            while self.cache_len > 0 {
+                self.uncache(0);
+            }
+            s = self.find_free(npages, align_pages);
+        }
         if s.is_null() {
             if !self.grow(npages + align_pages - 1) {
                 return ptr::null_mut();
@@ -372,6 +400,18 @@ impl HeapInner {
             self.insert_free(s);
             s = t;
         }
+        self.use_span(s, npages, sizeclass, true)
+    }
+
+    /// Turns the free span `s` of exactly `npages` pages (on no list) into an in-use span.
+    /// `map`: its pages must be pointed at it (a cached Large span's still are).
+    unsafe fn use_span(
+        &mut self,
+        s: *mut MSpan,
+        npages: usize,
+        sizeclass: u8,
+        map: bool,
+    ) -> *mut MSpan {
         self.stats.pages_free -= npages;
         if (*s).released {
             self.stats.pages_released -= npages;
@@ -390,8 +430,52 @@ impl HeapInner {
             self.stats.large_pages_inuse += npages;
             self.stats.large_pages_total += npages as u64;
         }
-        pagemap::set_range((*s).start, npages, s, sizeclass);
+        if map {
+            pagemap::set_range((*s).start, npages, s, sizeclass);
+        }
         s
+    }
+
+    /// The newest cached span of exactly `npages` pages, taken out of the cache; or null.
+    unsafe fn take_cached(&mut self, npages: usize) -> *mut MSpan {
+        for i in (0..self.cache_len).rev() {
+            let s = self.cache[i];
+            if (*s).npages == npages {
+                self.cache.copy_within(i + 1..self.cache_len, i);
+                self.cache_len -= 1;
+                self.cache_pages -= npages;
+                return s;
+            }
+        }
+        ptr::null_mut()
+    }
+
+    /// Caches the freed Large span `s` (already counted as free), making room by sending
+    /// the oldest entries to the free lists. False when `s` is too long to cache.
+    unsafe fn put_cached(&mut self, s: *mut MSpan) -> bool {
+        let n = (*s).npages;
+        if n > SPAN_CACHE_MAX_PAGES {
+            return false;
+        }
+        while self.cache_len == SPAN_CACHE_SLOTS || self.cache_pages + n > SPAN_CACHE_MAX_PAGES {
+            self.uncache(0);
+        }
+        (*s).state = SpanState::Cached;
+        self.cache[self.cache_len] = s;
+        self.cache_len += 1;
+        self.cache_pages += n;
+        true
+    }
+
+    /// Moves cache entry `i` to the free lists.
+    unsafe fn uncache(&mut self, i: usize) {
+        let s = self.cache[i];
+        self.cache.copy_within(i + 1..self.cache_len, i);
+        self.cache_len -= 1;
+        self.cache_pages -= (*s).npages;
+        (*s).state = SpanState::Free;
+        Self::map_free_ends(s);
+        self.coalesce_and_insert(s);
     }
 
     /// Cuts the first `npages` pages off the free span `s` (on no list) into a new free
@@ -481,18 +565,18 @@ impl HeapInner {
         self.coalesce_and_insert(s);
     }
 
-    unsafe fn free_span_locked(&mut self, s: *mut MSpan) {
+    /// Frees the in-use span `s`; a Large one may go to the span cache when `may_cache`
+    /// (its pages must then all point at it).
+    unsafe fn free_span_locked(&mut self, s: *mut MSpan, may_cache: bool) {
         debug_assert!((*s).state != SpanState::Free && (*s).list.is_null());
         let npages = (*s).npages;
-        if (*s).state == SpanState::Large {
+        let large = (*s).state == SpanState::Large;
+        if large {
             self.stats.large_frees += 1;
             self.stats.large_pages_inuse -= npages;
-        }
-        if (*s).state == SpanState::Small {
+        } else {
             pagemap::clear_info((*s).start, npages);
         }
-        Self::map_free_ends(s);
-        (*s).state = SpanState::Free;
         (*s).sizeclass = 0;
         (*s).free_list = ptr::null_mut();
         (*s).needzero = true;
@@ -500,6 +584,11 @@ impl HeapInner {
         (*s).free_time = os::nanotime();
         self.stats.pages_inuse -= npages;
         self.stats.pages_free += npages;
+        if large && may_cache && self.put_cached(s) {
+            return;
+        }
+        Self::map_free_ends(s);
+        (*s).state = SpanState::Free;
         self.coalesce_and_insert(s);
     }
 
@@ -556,8 +645,19 @@ impl HeapInner {
         if limit == 0 {
             return (ptr::null_mut(), 0);
         }
-        let mut best: *mut MSpan = ptr::null_mut();
         let mut wait_ns = u64::MAX;
+        // Cached spans idle for the delay go to the free lists, where they can be picked.
+        let mut i = 0;
+        while i < self.cache_len {
+            let age = now.saturating_sub((*self.cache[i]).free_time);
+            if age >= min_age_ns {
+                self.uncache(i);
+            } else {
+                wait_ns = wait_ns.min(min_age_ns - age);
+                i += 1;
+            }
+        }
+        let mut best: *mut MSpan = ptr::null_mut();
         for list in &self.free {
             // Resident spans come first on each list.
             let mut s = list.first;
@@ -622,12 +722,23 @@ impl HeapInner {
             (*t).npages = old - npages;
             (*t).state = SpanState::Large;
             (*s).npages = npages;
-            // t's pages map to s until free_span_locked rewrites them.
+            // t's pages map to s until free_span_locked rewrites its ends, so it must not
+            // be cached.
             self.stats.large_frees -= 1; // t was never a separate allocation
-            self.free_span_locked(t);
+            self.free_span_locked(t, false);
             return true;
         }
-        let after = pagemap::span_of((*s).end());
+        let mut after = pagemap::span_of((*s).end());
+        if !after.is_null() && (*after).state == SpanState::Cached && (*after).start == (*s).end() {
+            // Merge it back into the free lists, then look again.
+            if let Some(i) = self.cache[..self.cache_len]
+                .iter()
+                .position(|&c| c == after)
+            {
+                self.uncache(i);
+            }
+            after = pagemap::span_of((*s).end());
+        }
         let extra = npages - old;
         if after.is_null()
             || (*after).state != SpanState::Free
@@ -708,6 +819,16 @@ impl HeapInner {
                 s = sp.next;
             }
         }
+        invariant!(self.cache_len <= SPAN_CACHE_SLOTS);
+        let mut cached = 0;
+        for &c in &self.cache[..self.cache_len] {
+            invariant_eq!((*c).state, SpanState::Cached);
+            invariant!(!(*c).released && (*c).list.is_null());
+            invariant_eq!(pagemap::span_of((*c).start), c);
+            cached += (*c).npages;
+        }
+        invariant_eq!(cached, self.cache_pages);
+        free_pages += cached;
         self.releasing.validate();
         let mut s = self.releasing.first;
         while !s.is_null() {

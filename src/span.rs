@@ -30,6 +30,9 @@ pub enum SpanState {
     /// Free, taken off the free lists while its pages are being released (the scavenger
     /// calls `madvise` without the heap lock); on mheap's `releasing` list.
     Releasing = 3,
+    /// A freed Large span kept whole in mheap's span cache, for the next allocation of
+    /// the same length; its pages count as free and resident.
+    Cached = 4,
 }
 
 #[repr(C)]
