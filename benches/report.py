@@ -9,8 +9,9 @@ the runs that passed, ratios to goalloc (below 1: less than goalloc) and their g
 means per allocator; writes summary.txt (also printed), summary.md, medians.csv and
 time_ratio.svg, peak_rss.svg, rss_after_peak.svg.
 
-callgrind: instructions per malloc+free per size and allocator; writes callgrind.txt
-(also printed) and callgrind.md.
+callgrind: instructions per malloc+free per allocation pattern (batch, fixed, cycle, ring),
+size and allocator, one table per pattern; writes callgrind.txt (also printed) and
+callgrind.md.
 """
 import argparse
 import csv
@@ -540,33 +541,52 @@ def cmd_summary(args):
     return 0
 
 
+PATTERN_ORDER = ["batch", "fixed", "cycle", "ring"]
+PATTERN_TEXT = {
+    "batch": "batches of 32 objects of SIZE bytes, allocated, then freed in allocation order "
+             "or in reverse",
+    "fixed": "malloc(SIZE) then free, one object live at a time",
+    "cycle": "one object live at a time, its size cycling through 8 sizes from 16 B to SIZE "
+             "(16 + k(SIZE - 16)/7 rounded down to a multiple of 16 for k = 0..6, then SIZE)",
+    "ring": "a ring of 1000 live objects of SIZE bytes: each pair frees the oldest and "
+            "allocates a new one in its place",
+}
+
+
 def cmd_callgrind(args):
     rows = list(csv.DictReader(open(args.csv)))
+    for r in rows:
+        r.setdefault("pattern", "batch")  # CSVs from before the patterns
     meta = read_meta(args.meta)
     allocators = order_allocators(sorted({r["allocator"] for r in rows}))
-    sizes = sorted({int(r["size"]) for r in rows})
-    val = {(r["allocator"], int(r["size"])): float(r["instr_per_pair"]) for r in rows}
-    harness = rows[0]["harness"] if rows else "?"
+    found = {r["pattern"] for r in rows}
+    patterns = [p for p in PATTERN_ORDER if p in found] + sorted(found - set(PATTERN_ORDER))
+    val = {(r["pattern"], r["allocator"], int(r["size"])): float(r["instr_per_pair"]) for r in rows}
+    harness = {r["pattern"]: r["harness"] for r in rows}
     head = []
     if meta:
         head = ["commit %s, dirty: %s" % (meta.get("commit", "?"), meta.get("dirty", "?")),
                 "goalloc: %s" % meta.get("goalloc", "?"),
-                "%s; %s" % (meta.get("machine", "?"), meta.get("date", ""))]
-    txt = head + [
-        "",
-        "Instructions per malloc+free (callgrind; pairs in batches of 32, difference of two runs; "
-        "the loop's own %s instructions per pair subtracted)" % harness,
-        "%-10s" % "size" + "".join("%12s" % a for a in allocators),
-    ]
+                "%s; %s" % (meta.get("machine", "?"), meta.get("date", "")), ""]
+    txt = head + ["Instructions per malloc+free (callgrind; difference of two runs of "
+                  "`pairs -P PATTERN -S SIZE -n N`, less the loop's own instructions per pair "
+                  "measured with -N)"]
     md = ["Instructions per malloc+free pair (valgrind --tool=callgrind, difference of two runs "
-          "of `pairs -S SIZE -n N`, the loop's own %s instructions subtracted)." % harness, "",
-          "| size | " + " | ".join(allocators) + " |",
-          "| ---: | " + " | ".join("---:" for _ in allocators) + " |"]
-    for s in sizes:
-        txt.append("%-10d" % s + "".join(
-            "%12s" % ("%.1f" % val[(a, s)] if (a, s) in val else "-") for a in allocators))
-        md.append("| %d | %s |" % (s, " | ".join(
-            "%.0f" % val[(a, s)] if (a, s) in val else "-" for a in allocators)))
+          "of `pairs -P PATTERN -S SIZE -n N`, less the loop's own instructions per pair, "
+          "measured with `-N`), per allocation pattern."]
+    for p in patterns:
+        sizes = sorted({int(r["size"]) for r in rows if r["pattern"] == p})
+        what = PATTERN_TEXT.get(p, p)
+        txt += ["", "%s: %s; loop: %s instructions" % (p, what, harness[p]),
+                "%-10s" % "size" + "".join("%12s" % a for a in allocators)]
+        md += ["", "**`%s`**: %s (the loop's own %s instructions subtracted)." % (p, what, harness[p]),
+               "", "| size | " + " | ".join(allocators) + " |",
+               "| ---: | " + " | ".join("---:" for _ in allocators) + " |"]
+        for s in sizes:
+            txt.append("%-10d" % s + "".join(
+                "%12s" % ("%.1f" % val[(p, a, s)] if (p, a, s) in val else "-") for a in allocators))
+            md.append("| %d | %s |" % (s, " | ".join(
+                "%.0f" % val[(p, a, s)] if (p, a, s) in val else "-" for a in allocators)))
     out = "\n".join(txt) + "\n"
     with open(os.path.join(args.out, "callgrind.txt"), "w") as f:
         f.write(out)

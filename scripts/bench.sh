@@ -15,7 +15,8 @@
 # result line and checks the contents of its objects itself).
 #
 # Workloads (benches/workloads/*.c take -t threads -s scale; see each file's header):
-#   pairs       malloc/free pairs at 16 B .. 256 KiB, single-threaded
+#   pairs       malloc/free pairs at 16 B .. 256 KiB, single-threaded, in batches of 32
+#               (timing; --callgrind also measures the patterns fixed, cycle and ring)
 #   table       server-like table whose values are replaced; most frees on another thread
 #   prodcons    producer/consumer pairs across threads
 #   falseshare  objects handed between threads and written in a tight loop
@@ -43,9 +44,16 @@
 #                     (libtcmalloc-minimal4 libjemalloc2 libmimalloc2.0 redis-server
 #                     redis-tools sqlite3 gcc python3, valgrind for --callgrind)
 #   --callgrind       instead of timing: run pairs under valgrind --tool=callgrind for
-#                     each allocator and size, twice (two pair counts), and report
-#                     instructions per malloc+free (the difference divided by the
-#                     difference in pairs, less the loop's own cost measured with -N)
+#                     each allocation pattern (pairs -P: batch, fixed, cycle, ring; see
+#                     benches/workloads/pairs.c), allocator and size, twice (50000 and
+#                     250000 pairs), and report instructions per malloc+free: the
+#                     difference divided by the difference in pairs, less the loop's own
+#                     cost, measured per pattern with pairs -N. Sizes: batch 16 B .. 256
+#                     KiB (8 sizes), fixed, cycle and ring 16, 64, 1024, 32768. Writes
+#                     callgrind.csv (a row per pattern, allocator and size),
+#                     callgrind.txt and callgrind.md (a table per pattern); about 2.5
+#                     minutes for the five allocators on 2 cores (with --quick: fewer
+#                     sizes and pairs, about 40 s)
 #   --only LIST       workloads to run, comma separated (default: all)
 #   --allocators LIST allocators, comma separated (default: all five)
 #   --lib PATH        the goalloc library to use (default: build target/release)
@@ -311,11 +319,17 @@ write_meta() {
 # ---- the callgrind mode -------------------------------------------------------------------
 
 if [[ $callgrind -eq 1 ]]; then
-    sizes=(16 64 256 1024 4096 32768 65536 262144)
+    patterns=(batch fixed cycle ring)
+    declare -A cg_sizes=(
+        [batch]="16 64 256 1024 4096 32768 65536 262144"
+        [fixed]="16 64 1024 32768"
+        [cycle]="16 64 1024 32768"
+        [ring]="16 64 1024 32768"
+    )
     n1=50000
     n2=250000
     if [[ $quick -eq 1 ]]; then
-        sizes=(16 1024 65536)
+        cg_sizes=([batch]="16 1024 65536" [fixed]="16 1024" [cycle]="16 1024" [ring]="16 1024")
         n1=10000
         n2=30000
     fi
@@ -327,29 +341,37 @@ if [[ $callgrind -eq 1 ]]; then
         if ! LD_PRELOAD="$pre" timeout "$run_timeout" valgrind --tool=callgrind \
             --callgrind-out-file="$cg" "$tmp/bin/pairs" -t 1 -S "$size" -n "$pairs" "$@" \
             >"$tmp/cg.stdout" 2>"$tmp/cg.stderr"; then
-            log "valgrind failed (size $size, $pairs pairs, preload '${pre:-none}'):"
+            log "valgrind failed (pairs $* -S $size -n $pairs, preload '${pre:-none}'):"
             tail -5 "$tmp/cg.stderr" >&2
             return 1
         fi
         awk '/^totals:/ { print $2; exit }' "$cg"
     }
-    log "callgrind: loop cost (pairs -N)"
-    h1=$(count_instr "" 64 "$n1" -N)
-    h2=$(count_instr "" 64 "$n2" -N)
-    harness=$(awk -v a="$h1" -v b="$h2" -v n1="$n1" -v n2="$n2" 'BEGIN { printf "%.1f", (b - a) / (n2 - n1) }')
+    # the loop's own cost per pattern: -N runs the same loop on a pool of slots, without
+    # malloc and free (the count does not depend on the size; 64 is measured)
+    declare -A harness
+    for p in "${patterns[@]}"; do
+        h1=$(count_instr "" 64 "$n1" -P "$p" -N)
+        h2=$(count_instr "" 64 "$n2" -P "$p" -N)
+        harness[$p]=$(awk -v a="$h1" -v b="$h2" -v n1="$n1" -v n2="$n2" 'BEGIN { printf "%.1f", (b - a) / (n2 - n1) }')
+        log "callgrind: loop cost of $p (pairs -N): ${harness[$p]} instructions per pair"
+    done
     csv=$out/callgrind.csv
-    echo "allocator,size,pairs1,instr1,pairs2,instr2,instr_per_pair_raw,harness,instr_per_pair" >"$csv"
+    echo "pattern,allocator,size,pairs1,instr1,pairs2,instr2,instr_per_pair_raw,harness,instr_per_pair" >"$csv"
     failed=0
-    for a in "${allocators[@]}"; do
-        pre=${PRELOAD[$a]}
-        for s in "${sizes[@]}"; do
-            if i1=$(count_instr "$pre" "$s" "$n1") && i2=$(count_instr "$pre" "$s" "$n2"); then
-                awk -v a="$a" -v s="$s" -v n1="$n1" -v n2="$n2" -v i1="$i1" -v i2="$i2" -v h="$harness" \
-                    'BEGIN { raw = (i2 - i1) / (n2 - n1); printf "%s,%d,%d,%d,%d,%d,%.1f,%.1f,%.1f\n", a, s, n1, i1, n2, i2, raw, h, raw - h }' >>"$csv"
-                log "callgrind $a size $s: $(tail -1 "$csv" | cut -d, -f9) instructions per malloc+free"
-            else
-                failed=1
-            fi
+    for p in "${patterns[@]}"; do
+        for a in "${allocators[@]}"; do
+            pre=${PRELOAD[$a]}
+            read -r -a szs <<<"${cg_sizes[$p]}"
+            for s in "${szs[@]}"; do
+                if i1=$(count_instr "$pre" "$s" "$n1" -P "$p") && i2=$(count_instr "$pre" "$s" "$n2" -P "$p"); then
+                    awk -v p="$p" -v a="$a" -v s="$s" -v n1="$n1" -v n2="$n2" -v i1="$i1" -v i2="$i2" -v h="${harness[$p]}" \
+                        'BEGIN { raw = (i2 - i1) / (n2 - n1); printf "%s,%s,%d,%d,%.0f,%d,%.0f,%.1f,%.1f,%.1f\n", p, a, s, n1, i1, n2, i2, raw, h, raw - h }' >>"$csv"
+                    log "callgrind $p $a size $s: $(tail -1 "$csv" | cut -d, -f10) instructions per malloc+free"
+                else
+                    failed=1
+                fi
+            done
         done
     done
     write_meta "$out/callgrind-meta.txt"

@@ -74,6 +74,7 @@ struct opts {
     double seconds;  /* -d: workload-specific duration (<0: default) */
     const char *out; /* -o: output file */
     int null_alloc;  /* -N: replace malloc by a fixed pool (pairs: harness cost) */
+    const char *pattern; /* -P: workload-specific allocation pattern (pairs) */
 };
 
 static void usage_exit(const char *extra)
@@ -85,10 +86,10 @@ static void usage_exit(const char *extra)
 
 static struct opts parse_opts(int argc, char **argv, const char *name, const char *extra)
 {
-    struct opts o = {2, 1.0, 0, 0, -1.0, NULL, 0};
+    struct opts o = {2, 1.0, 0, 0, -1.0, NULL, 0, NULL};
     int c;
     wl_name = name;
-    while ((c = getopt(argc, argv, "t:s:n:S:d:o:Nh")) != -1) {
+    while ((c = getopt(argc, argv, "t:s:n:S:d:o:P:Nh")) != -1) {
         char *end = NULL;
         switch (c) {
         case 't':
@@ -121,6 +122,9 @@ static struct opts parse_opts(int argc, char **argv, const char *name, const cha
             break;
         case 'N':
             o.null_alloc = 1;
+            break;
+        case 'P':
+            o.pattern = optarg;
             break;
         default:
             usage_exit(extra);
