@@ -20,7 +20,7 @@ use core::ptr;
 /// Most ready batches a class keeps.
 const MAX_BATCHES: usize = 32;
 /// Bytes a class may keep in ready batches.
-const BATCH_BYTES_LIMIT: usize = 256 << 10;
+const BATCH_BYTES_LIMIT: usize = 64 << 10;
 
 /// One class's central store, on cache lines of its own against false sharing.
 #[repr(C, align(128))]

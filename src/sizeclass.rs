@@ -99,17 +99,22 @@ pub fn size_to_class(size: usize) -> usize {
     unsafe { *SIZE_TO_CLASS.get_unchecked((size + SIZE_STEP - 1) / SIZE_STEP) as usize }
 }
 
+/// The bytes a batch aims at.
+const BATCH_TARGET_BYTES: usize = 16384;
+/// The most objects in a batch.
+const BATCH_MAX_OBJECTS: usize = 32;
+
 const fn gen_batch() -> [u16; NUM_CLASSES] {
     let mut t = [0u16; NUM_CLASSES];
     let mut c = 1;
     while c < NUM_CLASSES {
         // As tcmalloc sizes its transfers: about 64 KiB a batch, between 2 and 128 objects.
-        let mut n = 65536 / CLASS_SIZE[c] as usize;
+        let mut n = BATCH_TARGET_BYTES / CLASS_SIZE[c] as usize;
         if n < 2 {
             n = 2;
         }
-        if n > 128 {
-            n = 128;
+        if n > BATCH_MAX_OBJECTS {
+            n = BATCH_MAX_OBJECTS;
         }
         t[c] = n as u16;
         c += 1;
@@ -261,7 +266,7 @@ mod tests {
             assert_eq!(size % want_align, 0, "class {c}: alignment");
             assert!(CLASS_ALIGN[c] as usize >= want_align);
             assert_eq!(size % CLASS_ALIGN[c] as usize, 0);
-            assert!(CLASS_BATCH[c] >= 2 && CLASS_BATCH[c] <= 128);
+            assert!(CLASS_BATCH[c] >= 2 && CLASS_BATCH[c] as usize <= BATCH_MAX_OBJECTS);
             // Rounding a request up to its class loses at most Go's bound: its table's
             // "max waste" column stays under 15.6% for the classes of 128 bytes and up.
             let prev = CLASS_SIZE[c - 1] as usize;
