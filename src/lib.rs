@@ -209,6 +209,7 @@ extern "C" fn fork_child() {
         c.lock.reset_after_fork();
     }
     HEAP.after_fork_child();
+    mcache::after_fork_child();
     scavenger::after_fork_child();
 }
 
@@ -232,10 +233,17 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
     if size > isize::MAX as usize || !init() {
         return ptr::null_mut();
     }
-    let s = HEAP.alloc_span(size.div_ceil(PAGE_SIZE), 0);
-    scavenger::poll();
+    let npages = size.div_ceil(PAGE_SIZE);
+    let mut s = ptr::null_mut();
+    if npages <= mcache::LARGE_CACHE_MAX_PAGES {
+        s = mcache::take_large(npages);
+    }
     if s.is_null() {
-        return ptr::null_mut();
+        s = HEAP.alloc_span(npages, 0);
+        scavenger::poll();
+        if s.is_null() {
+            return ptr::null_mut();
+        }
     }
     // SAFETY: s is a Large span now owned by this allocation.
     unsafe {
@@ -297,8 +305,9 @@ unsafe fn free_slow(p: *mut u8, info: usize, call: &'static str) {
     } else if !p.is_null() {
         // SAFETY: forwarded contract.
         let s = unsafe { large_span_of(p, call) };
-        if !s.is_null() {
-            // SAFETY: s is the Large span of the program's object p.
+        // SAFETY: s is the Large span of the program's object p.
+        if !s.is_null() && !unsafe { mcache::put_large(s) } {
+            // SAFETY: as above.
             unsafe { HEAP.free_span(s) };
             scavenger::poll();
         }

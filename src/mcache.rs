@@ -7,19 +7,38 @@
 //! `max_len` adapts as tcmalloc's does: it starts small and doubles on each refill up to
 //! the class's batch size, then grows by a batch at a time while the thread keeps
 //! refilling; a list that keeps overflowing past one batch shrinks by a batch. The sum of
-//! `max_len × object size` over all lists never exceeds `MAX_CACHE_BYTES`, which bounds
-//! what one thread can hold. When a thread exits, a `pthread_key` destructor flushes its
-//! lists back to mcentral.
+//! `max_len × object size` over all lists stays within the thread's byte limit. The limit
+//! starts at `BASE_CACHE_BYTES` and grows a step at a time, up to `MAX_CACHE_BYTES`, for a
+//! thread whose lists keep hitting it, as long as all threads together claim at most
+//! `OVERALL_CACHE_BYTES` above their base: a thread that churns through many classes gets
+//! long lists (and few trips to mcentral) without letting a hundred threads hold a
+//! hundred times as much. When a thread exits, a `pthread_key` destructor flushes its
+//! lists back to mcentral and gives its claim back.
 
 use crate::mcentral::CENTRAL;
+use crate::mheap::HEAP;
 use crate::sizeclass::{CLASS_BATCH, CLASS_SIZE, NUM_CLASSES};
-use crate::span::FreeObject;
+use crate::span::{FreeObject, MSpan, SpanState};
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-/// Bytes one thread's cache may hold: the bound on `Σ max_len × size`.
-pub const MAX_CACHE_BYTES: usize = 2 << 20;
+/// A thread's first limit on `Σ max_len × size`.
+pub const BASE_CACHE_BYTES: usize = 1 << 20;
+/// The most one thread's limit grows to.
+pub const MAX_CACHE_BYTES: usize = 8 << 20;
+/// The step by which a limit grows.
+const CACHE_STEP_BYTES: usize = 1 << 20;
+/// The most all threads' limits together may stand above their base.
+const OVERALL_CACHE_BYTES: usize = 32 << 20;
+/// Freed Large spans a thread keeps for its next allocation of the same length.
+const LARGE_SLOTS: usize = 8;
+/// The longest span a thread keeps: 16 pages (128 KiB). At most `LARGE_SLOTS` of them, so
+/// at most 1 MiB a thread.
+pub const LARGE_CACHE_MAX_PAGES: usize = 16;
+
+/// What all threads' limits stand above their base, now.
+static CLAIMED: AtomicUsize = AtomicUsize::new(0);
 /// The longest a list may grow, in objects.
 const MAX_LIST_LEN: u32 = 8192;
 
@@ -38,6 +57,12 @@ pub struct MCache {
     overages: [u8; NUM_CLASSES],
     /// `Σ max_len × size`.
     budget_used: usize,
+    /// This thread's bound on `budget_used`: `BASE_CACHE_BYTES` plus its claim.
+    limit: usize,
+    /// Freed Large spans (state Cached), oldest first: a thread that allocates and frees
+    /// objects of a few pages in a loop skips the heap lock.
+    large: [*mut MSpan; LARGE_SLOTS],
+    large_len: usize,
     /// The pthread key's value is set, so the destructor will run at thread exit.
     registered: bool,
 }
@@ -48,6 +73,9 @@ thread_local! {
             lists: [const { FreeList { head: ptr::null_mut(), len: 0, max_len: 0 } }; NUM_CLASSES],
             overages: [0; NUM_CLASSES],
             budget_used: 0,
+            limit: BASE_CACHE_BYTES,
+            large: [ptr::null_mut(); LARGE_SLOTS],
+            large_len: 0,
             registered: false,
         })
     };
@@ -83,6 +111,9 @@ static EMPTY: EmptyCache = EmptyCache(MCache {
     }; NUM_CLASSES],
     overages: [0; NUM_CLASSES],
     budget_used: 0,
+    limit: BASE_CACHE_BYTES,
+    large: [ptr::null_mut(); LARGE_SLOTS],
+    large_len: 0,
     registered: false,
 });
 
@@ -218,6 +249,57 @@ unsafe fn free_slow(p: *mut u8, class: usize) {
     }
 }
 
+/// A Large span of exactly `npages` pages that this thread freed, now in state Large
+/// again and owned by the caller; or null.
+pub fn take_large(npages: usize) -> *mut MSpan {
+    let c = cache();
+    // SAFETY: this thread's cache (EMPTY has no spans); its spans are its own.
+    unsafe {
+        let n = (*c).large_len;
+        for i in (0..n).rev() {
+            let s = (*c).large[i];
+            if (*s).npages == npages {
+                (*c).large.copy_within(i + 1..n, i);
+                (*c).large_len = n - 1;
+                (*s).state = SpanState::Large;
+                return s;
+            }
+        }
+    }
+    ptr::null_mut()
+}
+
+/// Keeps the Large span `s`, which the program just freed, for this thread's next
+/// allocation of its length. False when it is too long to keep (the caller frees it to
+/// the heap). The oldest kept span goes to the heap when all slots are full.
+///
+/// # Safety
+/// `s` is a Large span the program freed; nothing else refers to it.
+pub unsafe fn put_large(s: *mut MSpan) -> bool {
+    if (*s).npages > LARGE_CACHE_MAX_PAGES || crate::checked::enabled() {
+        return false;
+    }
+    let c = own_cache();
+    if !(*c).registered {
+        // Only a registered thread's cache is flushed when the thread exits.
+        (*c).register();
+        if !(*c).registered {
+            return false;
+        }
+    }
+    if (*c).large_len == LARGE_SLOTS {
+        let old = (*c).large[0];
+        (*c).large.copy_within(1..LARGE_SLOTS, 0);
+        (*c).large_len -= 1;
+        (*old).state = SpanState::Large;
+        HEAP.free_span(old);
+    }
+    (*s).state = SpanState::Cached;
+    (*c).large[(*c).large_len] = s;
+    (*c).large_len += 1;
+    true
+}
+
 impl MCache {
     #[cold]
     fn register(&mut self) {
@@ -280,7 +362,7 @@ impl MCache {
             return;
         }
         let extra = (new - l.max_len) as usize * size;
-        if self.budget_used + extra > MAX_CACHE_BYTES {
+        if self.budget_used + extra > self.limit && !self.raise_limit() {
             // Make room for the next time; this list keeps its limit for now.
             // SAFETY: called on this thread's own cache.
             unsafe { self.shrink_all() };
@@ -303,7 +385,7 @@ impl MCache {
         if crate::checked::enabled() {
             // The limit stays 0.
         } else if l.max_len < batch {
-            if self.budget_used + size <= MAX_CACHE_BYTES {
+            if self.budget_used + size <= self.limit {
                 l.max_len += 1;
                 self.budget_used += size;
             }
@@ -339,6 +421,21 @@ impl MCache {
         CENTRAL[class].flush(class, first, n);
     }
 
+    /// Raises this thread's byte limit by a step, if it and all threads together stay
+    /// within their bounds.
+    fn raise_limit(&mut self) -> bool {
+        if self.limit + CACHE_STEP_BYTES > MAX_CACHE_BYTES {
+            return false;
+        }
+        let before = CLAIMED.fetch_add(CACHE_STEP_BYTES, Ordering::Relaxed);
+        if before + CACHE_STEP_BYTES > OVERALL_CACHE_BYTES {
+            CLAIMED.fetch_sub(CACHE_STEP_BYTES, Ordering::Relaxed);
+            return false;
+        }
+        self.limit += CACHE_STEP_BYTES;
+        true
+    }
+
     /// Halves every list's limit (and contents) to make room under the byte bound.
     #[cold]
     unsafe fn shrink_all(&mut self) {
@@ -366,7 +463,15 @@ impl MCache {
             self.lists[class].max_len = 0;
             self.overages[class] = 0;
         }
+        for i in 0..self.large_len {
+            let s = self.large[i];
+            (*s).state = SpanState::Large;
+            HEAP.free_span(s);
+        }
+        self.large_len = 0;
         self.budget_used = 0;
+        CLAIMED.fetch_sub(self.limit - BASE_CACHE_BYTES, Ordering::Relaxed);
+        self.limit = BASE_CACHE_BYTES;
         self.registered = false;
     }
 
@@ -391,8 +496,15 @@ impl MCache {
             assert!(l.len <= l.max_len, "class {class}: list within its limit");
             budget += l.max_len as usize * CLASS_SIZE[class] as usize;
         }
+        for &s in &self.large[..self.large_len] {
+            // SAFETY: spans this thread keeps are its own.
+            let (state, npages) = unsafe { ((*s).state, (*s).npages) };
+            assert_eq!(state, SpanState::Cached);
+            assert!(npages <= LARGE_CACHE_MAX_PAGES);
+        }
         assert_eq!(budget, self.budget_used);
-        assert!(budget <= MAX_CACHE_BYTES);
+        assert!(budget <= self.limit && self.limit <= MAX_CACHE_BYTES);
+        assert!(self.limit - BASE_CACHE_BYTES <= CLAIMED.load(Ordering::Relaxed));
     }
 }
 
@@ -409,6 +521,13 @@ extern "C" fn thread_exit(value: *mut libc::c_void) {
 pub fn flush_current() {
     // SAFETY: the calling thread's own cache.
     unsafe { (*own_cache()).flush_all() };
+}
+
+/// In a forked child: only the calling thread's claim is still held.
+pub fn after_fork_child() {
+    // SAFETY: the calling thread's own cache (or EMPTY), read only.
+    let limit = unsafe { (*cache()).limit };
+    CLAIMED.store(limit - BASE_CACHE_BYTES, Ordering::Relaxed);
 }
 
 /// Validates the calling thread's cache.

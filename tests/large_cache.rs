@@ -1,0 +1,59 @@
+//! The caches of freed large spans: a thread keeps up to 8 freed spans of at most 128 KiB
+//! for its next allocation of the same length, and mheap keeps 16 longer ones whole; both
+//! give their spans back (at thread exit, and to `release_all` and the scavenger).
+//!
+//! One test in its own binary, so that no other test allocates large objects meanwhile
+//! and the counters can be compared exactly.
+
+use goalloc::stats::read;
+
+#[test]
+fn freed_large_spans_are_kept_reused_and_given_back() {
+    unsafe {
+        let base = read().large_objects;
+
+        // Kept by this thread: still counted as live until it leaves the cache.
+        let p = goalloc::malloc(100_000);
+        p.write_bytes(7, 100_000);
+        assert_eq!(read().large_objects, base + 1);
+        goalloc::free(p);
+        assert_eq!(read().large_objects, base + 1, "kept by the thread");
+        let q = goalloc::malloc(100_000);
+        assert_eq!(q, p, "the kept span comes back for the same length");
+        goalloc::free(q);
+        goalloc::validate();
+
+        // A thread that exits gives its kept spans to the heap.
+        std::thread::spawn(|| {
+            let r = goalloc::malloc(90_000);
+            r.write_bytes(1, 90_000);
+            goalloc::free(r);
+            goalloc::validate();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(read().large_objects, base + 1, "the exited thread kept nothing");
+
+        // Longer spans go to mheap's cache: freed (counted) and reused whole.
+        let big = 3 << 20;
+        let a = goalloc::malloc(big);
+        a.write_bytes(3, big);
+        goalloc::free(a);
+        assert_eq!(read().large_objects, base + 1);
+        let b = goalloc::malloc(big);
+        assert_eq!(b, a, "mheap's cache gives the same span back");
+        goalloc::free(b);
+        goalloc::validate();
+
+        // release_all empties both caches, then releases every free page: nothing free
+        // stays resident.
+        goalloc::release_all();
+        let st = read();
+        assert_eq!(st.large_objects, base, "the thread's kept span went back");
+        assert_eq!(
+            st.heap_idle, st.heap_released,
+            "cached spans were released like other free pages"
+        );
+        goalloc::validate();
+    }
+}
