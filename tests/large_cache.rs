@@ -32,7 +32,11 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
         })
         .join()
         .unwrap();
-        assert_eq!(read().large_objects, base + 1, "the exited thread kept nothing");
+        assert_eq!(
+            read().large_objects,
+            base + 1,
+            "the exited thread kept nothing"
+        );
 
         // Longer spans go to mheap's cache: freed (counted) and reused whole.
         let big = 3 << 20;
