@@ -21,9 +21,10 @@ import statistics
 import sys
 from xml.sax.saxutils import escape
 
-ALLOCATOR_ORDER = ["goalloc", "glibc", "tcmalloc", "jemalloc", "mimalloc"]
+ALLOCATOR_ORDER = ["goalloc", "before", "glibc", "tcmalloc", "jemalloc", "mimalloc"]
 COLORS = {
     "goalloc": "#00add8",  # Go's blue
+    "before": "#9ad9ea",  # an earlier goalloc build (bench.sh --baseline)
     "glibc": "#7f7f7f",
     "tcmalloc": "#e6a100",
     "jemalloc": "#c0392b",

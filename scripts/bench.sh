@@ -2,8 +2,8 @@
 # Benchmark goalloc against glibc, tcmalloc, jemalloc and mimalloc.
 #
 #   scripts/bench.sh [--rounds N] [--quick] [--out DIR] [--install] [--callgrind]
-#                    [--only LIST] [--allocators LIST] [--lib PATH] [--threads N]
-#                    [--scale X] [--keep]
+#                    [--only LIST] [--allocators LIST] [--lib PATH] [--baseline PATH]
+#                    [--threads N] [--scale X] [--keep]
 #
 # Builds goalloc (cargo build --release) and the workloads of benches/workloads/, then
 # runs every workload under every allocator, round after round; within a round the
@@ -57,6 +57,9 @@
 #   --only LIST       workloads to run, comma separated (default: all)
 #   --allocators LIST allocators, comma separated (default: all five)
 #   --lib PATH        the goalloc library to use (default: build target/release)
+#   --baseline PATH   another build of libgoalloc.so, run as a sixth allocator named
+#                     "before": a before/after comparison in the same run, interleaved
+#                     with the others (e.g. a build of the previous commit)
 #   --threads N       threads for the C workloads (default 2; pairs always runs 1)
 #   --scale X         multiply the work of every workload by X
 #   --keep            keep the temporary directory (binaries, outputs of every run)
@@ -93,6 +96,7 @@ allocs_opt=""
 lib=""
 threads=2
 scale_opt=""
+baseline=""
 keep=0
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -104,6 +108,7 @@ while [[ $# -gt 0 ]]; do
     --only) only=${2:?--only needs a list}; shift ;;
     --allocators) allocs_opt=${2:?--allocators needs a list}; shift ;;
     --lib) lib=${2:?--lib needs a path}; shift ;;
+    --baseline) baseline=${2:?--baseline needs a path}; shift ;;
     --threads) threads=${2:?--threads needs a number}; shift ;;
     --scale) scale_opt=${2:?--scale needs a number}; shift ;;
     --keep) keep=1 ;;
@@ -266,6 +271,11 @@ if [[ -z $lib ]] && in_list goalloc "${allocators[@]}"; then
     [[ $target == /* ]] || target=$root/$target
     lib=$target/release/libgoalloc.so
 fi
+if [[ -n $baseline ]]; then
+    [[ -f $baseline ]] || die "baseline library not found: $baseline"
+    allocators+=(before)
+    PRELOAD[before]=$(cd -- "$(dirname -- "$baseline")" && pwd -P)/$(basename -- "$baseline")
+fi
 if in_list goalloc "${allocators[@]}"; then
     [[ -f $lib ]] || die "goalloc library not found: $lib"
     lib=$(cd -- "$(dirname -- "$lib")" && pwd -P)/$(basename -- "$lib")
@@ -309,6 +319,7 @@ write_meta() {
         else
             echo "goalloc: ${PRELOAD[goalloc]:-not run} (built from the tree above)"
         fi
+        [[ -n $baseline ]] && echo "before: ${PRELOAD[before]} (--baseline)"
         echo "rounds: $rounds"
         echo "scale: $scale"
         echo "threads: $threads"
