@@ -54,8 +54,8 @@
 //!    object by object to its spans). A span whose objects are all back returns to mheap.
 //! 4. **Large** (> 32 KiB): a span of whole pages. A thread keeps its last 8 freed spans
 //!    of at most 16 pages and reuses one of the same length without any lock; mheap keeps
-//!    16 freed longer spans whole, reused for the same length without a split or a merge.
-//!    Otherwise the span is found on mheap's free lists by length (best fit), else by
+//!    16 freed spans of up to 1 MiB whole, reused for the same length without a split or a
+//!    merge. Otherwise the span is found on mheap's free lists by length (best fit), else by
 //!    mapping more of the current arena, else by reserving new arenas; a free that is not
 //!    cached coalesces it with free neighbours.
 //! 5. **Zeroing**: spans know whether their pages may hold old data (`needzero`): pages

@@ -74,9 +74,12 @@ pub struct Scavenged {
 
 /// Slots of the span cache.
 const SPAN_CACHE_SLOTS: usize = 16;
-/// The most pages the span cache holds in all (32 MiB); a span longer than this is
-/// never cached.
-const SPAN_CACHE_MAX_PAGES: usize = 4096;
+/// The most pages the span cache holds in all (8 MiB).
+const SPAN_CACHE_MAX_PAGES: usize = 1024;
+/// The longest span it keeps (1 MiB): for longer ones the split and the merge it saves
+/// cost little next to touching the pages, and keeping them whole would stand in the
+/// way of coalescing (and of `realloc` growing a neighbour in place).
+const SPAN_CACHE_MAX_SPAN_PAGES: usize = 128;
 
 /// `release_all` works in chunks of this many pages (64 MiB), so that no span is off the
 /// free lists for long.
@@ -454,7 +457,7 @@ impl HeapInner {
     /// the oldest entries to the free lists. False when `s` is too long to cache.
     unsafe fn put_cached(&mut self, s: *mut MSpan) -> bool {
         let n = (*s).npages;
-        if n > SPAN_CACHE_MAX_PAGES {
+        if n > SPAN_CACHE_MAX_SPAN_PAGES {
             return false;
         }
         while self.cache_len == SPAN_CACHE_SLOTS || self.cache_pages + n > SPAN_CACHE_MAX_PAGES {

@@ -1,6 +1,7 @@
 //! The caches of freed large spans: a thread keeps up to 8 freed spans of at most 128 KiB
-//! for its next allocation of the same length, and mheap keeps 16 longer ones whole; both
-//! give their spans back (at thread exit, and to `release_all` and the scavenger).
+//! for its next allocation of the same length, and mheap keeps 16 longer ones (up to
+//! 1 MiB) whole; both give their spans back (at thread exit, and to `release_all` and the
+//! scavenger).
 //!
 //! One test in its own binary, so that no other test allocates large objects meanwhile
 //! and the counters can be compared exactly.
@@ -38,8 +39,8 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
             "the exited thread kept nothing"
         );
 
-        // Longer spans go to mheap's cache: freed (counted) and reused whole.
-        let big = 3 << 20;
+        // Longer spans (up to 1 MiB) go to mheap's cache: freed (counted) and reused whole.
+        let big = 512 << 10;
         let a = goalloc::malloc(big);
         a.write_bytes(3, big);
         goalloc::free(a);
