@@ -83,10 +83,11 @@
 //! - **Page map in two dependent loads.** The arena index is a 32 MiB static in `.bss`
 //!   (free until touched), so its address is a constant; then one 32-bit word per page
 //!   holds the class and the page's offset in its span.
-//! - **The bad-pointer check is one multiply**: the offset in the span times a per-class
-//!   magic number tells whether it is a multiple of the object size (and a compare that
-//!   it is below the last object). This and the repeated-free compare are the price of
-//!   reporting bad frees, about 15 instructions, which allocators that do not check skip.
+//! - **The bad-pointer check is one multiply and one compare**: the offset in the span
+//!   times a per-class magic number, compared with a per-class bound, tells whether it is
+//!   the start of one of the span's objects (see `sizeclass::is_object_offset`). This and
+//!   the repeated-free compare are the price of reporting bad frees, about 12
+//!   instructions, which allocators that do not check skip.
 //! - **Slow paths out of line.** Refill, overflow, large objects, errors and `errno` are
 //!   `#[cold]` functions reached by a tail jump; the exported `malloc`, `free` and
 //!   `operator delete` each inline the fast path, so no entry point jumps through another.

@@ -166,29 +166,43 @@ const fn gen_offset_check() -> [u64; NUM_CLASSES] {
     let mut t = [0u64; NUM_CLASSES];
     let mut c = 1;
     while c < NUM_CLASSES {
-        let used = CLASS_NELEMS[c] as u64 * CLASS_SIZE[c] as u64;
-        t[c] = CLASS_DIV_MAGIC[c] as u64 | used << 32;
+        let m = CLASS_DIV_MAGIC[c] as u64;
+        // The error of the magic number: size × M − 2³², below size.
+        let e = CLASS_SIZE[c] as u64 * m - (1 << 32);
+        let limit = if e == 0 {
+            // A power of two: multiples map to 0, and the span has no tail.
+            1
+        } else {
+            CLASS_NELEMS[c] as u64 * e
+        };
+        t[c] = m | limit << 32;
         c += 1;
     }
     t
 }
 
-/// Per class, for `is_object_offset` in one load: `CLASS_DIV_MAGIC` in the low half and
-/// the bytes of a span that hold objects (`nelems × size`; the rest is tail) in the high.
+/// Per class, for `is_object_offset` in one load: `M = CLASS_DIV_MAGIC` in the low half and
+/// the bound on `offset × M mod 2³²` for an object's start in the high half.
 pub const CLASS_OFFSET_CHECK: [u64; NUM_CLASSES] = gen_offset_check();
 
-/// Whether byte `offset` of a span of class `class` starts an object: with
-/// `M = CLASS_DIV_MAGIC[class] = ⌈2³²/size⌉`, `offset` is a multiple of `size` exactly
-/// when `offset × M mod 2³²` is below `M`, because `offset × (M − 2³²/size) < offset`
-/// stays below `2³²/size` for every offset in our spans (checked exhaustively in the
-/// tests). One multiply instead of a divide and a multiply.
+/// Whether byte `offset` of a span of class `class` starts an object, with one multiply
+/// and one compare. With `M = CLASS_DIV_MAGIC[class] = ⌈2³²/size⌉` and `e = size × M − 2³²`
+/// (`0 ≤ e < size`), `x = offset × M mod 2³²` is:
+/// - `k × e` when `offset = k × size` (for every offset in our spans `k × e` stays below
+///   2³²), so the k-th object's start gives `k × e`, and the starts of the `nelems` objects
+///   are exactly the multiples below `nelems × e`, which keeps out the one multiple that a
+///   span's tail can hold;
+/// - at least `M` otherwise (`offset × (M − 2³²/size) < offset` stays below `2³²/size`),
+///   and `M > nelems × e` because `nelems × e < nelems × size ≤ 80 KiB < 2³²/32768 ≤ M`.
+///
+/// When `e = 0` (sizes that are powers of two, whose spans have no tail), the starts are
+/// the offsets with `x = 0`. Both cases are checked exhaustively in the tests.
 #[inline(always)]
 pub fn is_object_offset(class: usize, offset: usize) -> bool {
     debug_assert!(class > 0 && class < NUM_CLASSES);
     // SAFETY: class < NUM_CLASSES (callers pass a class from the page map).
     let check = unsafe { *CLASS_OFFSET_CHECK.get_unchecked(class) };
-    let magic = check as u32;
-    (offset as u32).wrapping_mul(magic) < magic && (offset as u64) < check >> 32
+    (offset as u32).wrapping_mul(check as u32) < (check >> 32) as u32
 }
 
 /// Index of the object at byte `offset` of a span of class `class`.
