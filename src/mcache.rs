@@ -334,6 +334,17 @@ impl MCache {
         self.prepare(class);
         let batch = CLASS_BATCH[class] as u32;
         let l = &mut self.lists[class];
+        // At least a cache line's worth: two threads that start allocating objects of a
+        // class at the same time then get them from different lines (each refill takes
+        // the next objects of the span, which are adjacent in a fresh span).
+        let line = (64 / CLASS_SIZE[class]).max(1);
+        if l.max_len < line && !crate::checked::enabled() {
+            let extra = (line - l.max_len) as usize * CLASS_SIZE[class] as usize;
+            if self.budget_used + extra <= self.limit {
+                self.budget_used += extra;
+                l.max_len = line;
+            }
+        }
         let want = l.max_len.clamp(1, batch);
         let (head, n) = CENTRAL[class].refill(class, want);
         if n == 0 {
