@@ -14,6 +14,10 @@
 //! long lists (and few trips to mcentral) without letting a hundred threads hold a
 //! hundred times as much. When a thread exits, a `pthread_key` destructor flushes its
 //! lists back to mcentral and gives its claim back.
+//!
+//! A refill takes at least a cache line's worth of objects (8 of 8 bytes, 4 of 16, ...),
+//! so that threads that start on a class together do not get neighbours in one line and
+//! slow each other down with false sharing.
 
 use crate::mcentral::CENTRAL;
 use crate::mheap::HEAP;
