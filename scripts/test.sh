@@ -19,10 +19,10 @@ echo "== cargo test --release (unit, integration, C programs preloaded and linke
 cargo test --release
 
 echo "== cargo test (debug build: debug assertions on)"
-cargo test --lib --test api --test threads --test property --test global --test header --test docs
+cargo test --lib --test api --test threads --test property --test global --test header --test docs --test large_cache --test lines
 
 echo "== the Rust tests again in checked mode (GOALLOC_CHECK=1)"
-GOALLOC_CHECK=1 cargo test --release --test api --test threads --test property --test global
+GOALLOC_CHECK=1 cargo test --release --test api --test threads --test property --test global --test lines
 
 echo "== the benchmark suite, one short round (checks that every workload runs correctly under every allocator)"
 scripts/bench.sh --quick --out target/bench-quick
