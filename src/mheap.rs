@@ -727,8 +727,11 @@ impl HeapInner {
             (*s).npages = npages;
             // t's pages map to s until free_span_locked rewrites its ends, so it must not
             // be cached.
-            self.stats.large_frees -= 1; // t was never a separate allocation
             self.free_span_locked(t, false);
+            // t was never a separate allocation. (After the free, which counted it: before
+            // it, the count can be 0, and the subtraction would overflow in a debug build
+            // and panic with the heap lock held.)
+            self.stats.large_frees -= 1;
             return true;
         }
         let mut after = pagemap::span_of((*s).end());
