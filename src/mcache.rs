@@ -73,15 +73,7 @@ pub struct MCache {
 
 thread_local! {
     static CACHE: UnsafeCell<MCache> = const {
-        UnsafeCell::new(MCache {
-            lists: [const { FreeList { head: ptr::null_mut(), len: 0, max_len: 0 } }; NUM_CLASSES],
-            overages: [0; NUM_CLASSES],
-            budget_used: 0,
-            limit: BASE_CACHE_BYTES,
-            large: [ptr::null_mut(); LARGE_SLOTS],
-            large_len: 0,
-            registered: false,
-        })
+        UnsafeCell::new(MCache::new())
     };
 }
 
@@ -105,21 +97,7 @@ pub fn init() -> bool {
 struct EmptyCache(MCache);
 // SAFETY: never written (see above), so sharing it between threads is sound.
 unsafe impl Sync for EmptyCache {}
-static EMPTY: EmptyCache = EmptyCache(MCache {
-    lists: [const {
-        FreeList {
-            head: ptr::null_mut(),
-            len: 0,
-            max_len: 0,
-        }
-    }; NUM_CLASSES],
-    overages: [0; NUM_CLASSES],
-    budget_used: 0,
-    limit: BASE_CACHE_BYTES,
-    large: [ptr::null_mut(); LARGE_SLOTS],
-    large_len: 0,
-    registered: false,
-});
+static EMPTY: EmptyCache = EmptyCache(MCache::new());
 
 // An initial-exec TLS slot holding the address of this thread's cache. Rust's
 // `thread_local!` in a shared library uses the general-dynamic model: a call to
@@ -305,6 +283,25 @@ pub unsafe fn put_large(s: *mut MSpan) -> bool {
 }
 
 impl MCache {
+    /// A cache with every list empty and limit 0, nothing kept, unregistered.
+    const fn new() -> MCache {
+        MCache {
+            lists: [const {
+                FreeList {
+                    head: ptr::null_mut(),
+                    len: 0,
+                    max_len: 0,
+                }
+            }; NUM_CLASSES],
+            overages: [0; NUM_CLASSES],
+            budget_used: 0,
+            limit: BASE_CACHE_BYTES,
+            large: [ptr::null_mut(); LARGE_SLOTS],
+            large_len: 0,
+            registered: false,
+        }
+    }
+
     #[cold]
     fn register(&mut self) {
         if !crate::init() {
