@@ -99,10 +99,13 @@ pub fn size_to_class(size: usize) -> usize {
     unsafe { *SIZE_TO_CLASS.get_unchecked((size + SIZE_STEP - 1) / SIZE_STEP) as usize }
 }
 
-/// The bytes a batch aims at. Smaller than tcmalloc's 64 KiB: with 64 KiB batches and
-/// 256 KiB of ready batches per class, `prodcons` peaked at 12.8 MiB; with 16 KiB and
-/// 64 KiB, 4.7 MiB, its time within the noise.
-const BATCH_TARGET_BYTES: usize = 16384;
+/// The bytes a batch aims at. Far smaller than tcmalloc's 64 KiB: a class in steady use
+/// between threads keeps about three batches alive (the freeing thread's list, mcentral's
+/// ready batches, the allocating thread's list), so a rarely used class costs a few
+/// batches of memory. `prodcons` (about 50 classes in use) peaked at 12.8 MiB with 64 KiB
+/// batches, 3.6 MiB with 16 KiB and 3.0 MiB with 4 KiB, its time within the noise each
+/// time. The small classes stay at `BATCH_MAX_OBJECTS`.
+const BATCH_TARGET_BYTES: usize = 4096;
 /// The most objects in a batch.
 const BATCH_MAX_OBJECTS: usize = 32;
 
@@ -284,6 +287,11 @@ mod tests {
             assert!(CLASS_ALIGN[c] as usize >= want_align);
             assert_eq!(size % CLASS_ALIGN[c] as usize, 0);
             assert!(CLASS_BATCH[c] >= 2 && CLASS_BATCH[c] as usize <= BATCH_MAX_OBJECTS);
+            let batch_bytes = CLASS_BATCH[c] as usize * size;
+            assert!(
+                batch_bytes <= (4 << 10usize).max(2 * size),
+                "class {c}: a batch of {batch_bytes} bytes"
+            );
             // Rounding a request up to its class loses at most Go's bound: its table's
             // "max waste" column stays under 15.6% for the classes of 128 bytes and up.
             let prev = CLASS_SIZE[c - 1] as usize;
