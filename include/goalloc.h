@@ -52,7 +52,7 @@ typedef struct goalloc_mem_stats {
   uint64_t mallocs;
   // Objects freed so far.
   uint64_t frees;
-  // Bytes of metadata mapped from the OS (span records, arena records).
+  // Bytes of metadata mapped from the OS (span records, arena records, thread caches).
   uint64_t meta_sys;
   // Large objects (over 32 KiB) live now, and their bytes.
   uint64_t large_objects;

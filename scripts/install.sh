@@ -7,7 +7,7 @@
 #   PREFIX/lib/libgoalloc.so.X.Y.Z        the shared library, soname libgoalloc.so.X
 #   PREFIX/lib/libgoalloc.so.X            -> libgoalloc.so.X.Y.Z  (what programs load)
 #   PREFIX/lib/libgoalloc.so              -> libgoalloc.so.X      (what -lgoalloc finds)
-#   PREFIX/lib/libgoalloc.a               the static library (Rust's std is inside)
+#   PREFIX/lib/libgoalloc.a               the static library (Rust's core is inside; no std)
 #   PREFIX/include/goalloc.h
 #   PREFIX/lib/pkgconfig/goalloc.pc       Libs.private: what the static library needs
 #
@@ -60,11 +60,13 @@ target=${CARGO_TARGET_DIR:-$root/target}
 build=$target/install
 native_file=$build/native-static-libs.txt
 
-# One release build of both library kinds. The extra rustc flags reach only goalloc
-# itself: its soname, and the native libraries that its static archive needs, written
-# to a file (rustc writes it only when it compiles; the file stays from the last build).
+# One release build of both library kinds, from the workspace member goalloc-cdylib (the
+# crate that links goalloc without Rust's std). The extra rustc flags reach only that
+# crate: its soname, and the native libraries that its static archive needs, written to
+# a file (rustc writes it only when it compiles; the file stays from the last build).
 build_libraries() {
-    (cd -- "$root" && "$cargo" rustc --release --lib --crate-type cdylib,staticlib \
+    (cd -- "$root" && "$cargo" rustc --release -p goalloc-cdylib --lib \
+        --crate-type cdylib,staticlib \
         --target-dir "$build" -- \
         -C "link-arg=-Wl,-soname,$soname" \
         "--print=native-static-libs=$native_file")
@@ -86,7 +88,7 @@ if [[ ! -s $native_file ]] || ! has_soname; then
     # target/install/release/libgoalloc.so was overwritten (another build that shares
     # this target directory and has goalloc as a dependency): compile goalloc again.
     echo "== $native_file missing or $shared without soname: rebuilding goalloc"
-    "$cargo" clean --release -p goalloc --target-dir "$build" --manifest-path "$root/Cargo.toml"
+    "$cargo" clean --release -p goalloc-cdylib --target-dir "$build" --manifest-path "$root/Cargo.toml"
     build_libraries
 fi
 for f in "$shared" "$static" "$native_file"; do

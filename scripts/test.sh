@@ -19,10 +19,10 @@ echo "== cargo test --release (unit, integration, C programs preloaded and linke
 cargo test --release
 
 echo "== cargo test (debug build: debug assertions on)"
-cargo test --lib --test api --test threads --test property --test global --test header --test docs --test large_cache --test lines --test central_bound
+cargo test -p goalloc --lib --test api --test threads --test property --test global --test header --test docs --test large_cache --test lines --test central_bound --test thread_exit
 
 echo "== the Rust tests again in checked mode (GOALLOC_CHECK=1)"
-GOALLOC_CHECK=1 cargo test --release --test api --test threads --test property --test global --test lines
+GOALLOC_CHECK=1 cargo test -p goalloc --release --test api --test threads --test property --test global --test lines --test thread_exit
 
 echo "== the benchmark suite, one short round (checks that every workload runs correctly under every allocator)"
 scripts/bench.sh --quick --out target/bench-quick

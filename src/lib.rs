@@ -18,7 +18,9 @@
 //! ```
 //!
 //! From C, preload `libgoalloc.so` or link `-lgoalloc` (see the README); the `goalloc_*`
-//! functions of `include/goalloc.h` are the [`ffi`] module. The options are the
+//! functions of `include/goalloc.h` are the [`ffi`] module. The crate is `no_std`: it uses
+//! `core` and `libc` only, so the C library (the workspace member `cdylib/`, which adds a
+//! panic handler that reports and aborts) loads no Rust runtime and no `libgcc_s`. The options are the
 //! `GOALLOC_*` environment variables of [`options::OPTIONS`].
 //!
 //! # Hierarchy
@@ -127,6 +129,7 @@
 //! | scavenger | the background thread that returns idle free pages to the OS |
 //! | released | a free span's pages went back to the OS (`HeapReleased`) |
 
+#![cfg_attr(not(test), no_std)]
 #![allow(clippy::missing_safety_doc)]
 
 /// An invariant check for `validate()` code, which runs under allocator locks: a failure
@@ -226,9 +229,11 @@ extern "C" fn fork_prepare() {
         c.lock.lock();
     }
     HEAP.lock.lock();
+    mcache::CACHES.lock();
 }
 
 extern "C" fn fork_parent() {
+    mcache::CACHES.unlock();
     HEAP.lock.unlock();
     for c in CENTRAL.iter().skip(1).rev() {
         c.lock.unlock();
@@ -237,6 +242,7 @@ extern "C" fn fork_parent() {
 
 extern "C" fn fork_child() {
     // The child's only thread took these locks in fork_prepare.
+    mcache::CACHES.reset_after_fork();
     HEAP.lock.reset_after_fork();
     for c in CENTRAL.iter().skip(1) {
         c.lock.reset_after_fork();

@@ -1,7 +1,10 @@
 //! mcache: a thread's private cache of free objects, one list per size class.
 //!
-//! The fast paths pop from and push onto a singly linked list in thread-local storage:
-//! no lock, no atomic read-modify-write, no system call. A list refills from mcentral
+//! The fast paths pop from and push onto a singly linked list of the thread's cache: no
+//! lock, no atomic read-modify-write, no system call. A thread's cache is a block of
+//! metadata (from a `FixAlloc`, on cache lines of its own) made on the thread's first slow
+//! path and reached through an 8-byte initial-exec TLS slot; it goes back to the
+//! `FixAlloc` when the thread exits, so a short-lived thread's cache is reused by the next. A list refills from mcentral
 //! when empty and flushes a batch back when it grows past `max_len`.
 //!
 //! `max_len` adapts as tcmalloc's does: it starts small and doubles on each refill up to
@@ -19,11 +22,12 @@
 //! so that threads that start on a class together do not get neighbours in one line and
 //! slow each other down with false sharing.
 
+use crate::fixalloc::FixAlloc;
 use crate::mcentral::CENTRAL;
 use crate::mheap::HEAP;
 use crate::sizeclass::{CLASS_BATCH, CLASS_SIZE, NUM_CLASSES};
 use crate::span::{FreeObject, MSpan, SpanState};
-use core::cell::UnsafeCell;
+use crate::sync::{Guarded, Mutex};
 use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -71,10 +75,20 @@ pub struct MCache {
     registered: bool,
 }
 
-thread_local! {
-    static CACHE: UnsafeCell<MCache> = const {
-        UnsafeCell::new(MCache::new())
-    };
+/// Thread caches come from here (each on cache lines of its own) and go back here when
+/// their thread exits. Guarded by `CACHES`, a leaf lock.
+static CACHE_ALLOC: Guarded<FixAlloc> = Guarded::new(FixAlloc::new(
+    core::mem::size_of::<MCache>().next_multiple_of(64),
+));
+pub static CACHES: Mutex = Mutex::new();
+
+/// Bytes mapped for thread caches.
+pub fn meta_bytes() -> usize {
+    CACHES.lock();
+    // SAFETY: CACHES is held.
+    let n = unsafe { CACHE_ALLOC.get().sys };
+    CACHES.unlock();
+    n
 }
 
 /// The key whose destructor flushes a thread's cache; `u32::MAX` before `init`.
@@ -98,10 +112,14 @@ struct EmptyCache(MCache);
 // SAFETY: never written (see above), so sharing it between threads is sound.
 unsafe impl Sync for EmptyCache {}
 static EMPTY: EmptyCache = EmptyCache(MCache::new());
+/// The slot of a thread whose cache went back at its exit: as empty as `EMPTY`, but the
+/// slow paths then go to mcentral and the heap directly, object by object, instead of
+/// giving the thread a cache that nothing would return (the destructors have run).
+static EXITED: EmptyCache = EmptyCache(MCache::new());
 
 // An initial-exec TLS slot holding the address of this thread's cache. Rust's
-// `thread_local!` in a shared library uses the general-dynamic model: a call to
-// `__tls_get_addr` on every access. An initial-exec slot is one load relative to `%fs`
+// `thread_local!` (std only; the library links only `core`) in a shared library uses the
+// general-dynamic model: a call to `__tls_get_addr` on every access. An initial-exec slot is one load relative to `%fs`
 // through a GOT entry the loader fills once. It is only 8 bytes, so a `dlopen` of the
 // library still fits in glibc's surplus of static TLS. Its initial value, `&EMPTY`, is
 // relocated by the loader before the TLS image is copied to each thread, so the fast
@@ -137,14 +155,8 @@ fn cache() -> *mut MCache {
     p
 }
 
-/// This thread's own cache, installed in the slot on the thread's first slow path.
-#[inline]
-fn own_cache() -> *mut MCache {
-    let p = cache();
-    if !ptr::eq(p, &EMPTY.0) {
-        return p;
-    }
-    let p = CACHE.with(|c| c.get());
+/// Points this thread's slot at `p`.
+fn set_slot(p: *const MCache) {
     // SAFETY: writes this thread's own slot, defined above.
     unsafe {
         core::arch::asm!(
@@ -155,6 +167,38 @@ fn own_cache() -> *mut MCache {
             options(nostack, preserves_flags),
         );
     }
+}
+
+/// This thread's own cache, made on the thread's first slow path; null once the thread
+/// has exited (its destructors ran) or when no memory is left for a cache.
+#[inline]
+fn own_cache() -> *mut MCache {
+    let p = cache();
+    if ptr::eq(p, &EMPTY.0) {
+        return new_cache();
+    }
+    if ptr::eq(p, &EXITED.0) {
+        return ptr::null_mut();
+    }
+    p
+}
+
+#[cold]
+#[inline(never)]
+fn new_cache() -> *mut MCache {
+    if !crate::init() {
+        return ptr::null_mut();
+    }
+    CACHES.lock();
+    // SAFETY: CACHES is held.
+    let p = unsafe { CACHE_ALLOC.get().alloc() } as *mut MCache;
+    CACHES.unlock();
+    if p.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: p is a fresh block of MCache's size, 64-byte aligned, ours alone.
+    unsafe { p.write(MCache::new()) };
+    set_slot(p);
     p
 }
 
@@ -189,8 +233,13 @@ pub fn pop(class: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn alloc_slow(class: usize) -> *mut u8 {
+    let c = own_cache();
+    if c.is_null() {
+        // An exited thread: one object straight from mcentral.
+        return CENTRAL[class].refill(class, 1).0 as *mut u8;
+    }
     // SAFETY: the calling thread's own cache.
-    unsafe { (*own_cache()).refill(class) }
+    unsafe { (*c).refill(class) }
 }
 
 /// Pushes a freed object of class `class`.
@@ -217,8 +266,14 @@ pub unsafe fn free(p: *mut u8, class: usize) {
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8, class: usize) {
     let c = own_cache();
-    let l = &mut (*c).lists[class];
     let o = p as *mut FreeObject;
+    if c.is_null() {
+        // An exited thread: the object goes straight back to mcentral.
+        (*o).next = ptr::null_mut();
+        CENTRAL[class].flush(class, o, 1);
+        return;
+    }
+    let l = &mut (*c).lists[class];
     if o == l.head {
         crate::checked::invalid("free(): double free", p as usize);
         return;
@@ -262,6 +317,9 @@ pub unsafe fn put_large(s: *mut MSpan) -> bool {
         return false;
     }
     let c = own_cache();
+    if c.is_null() {
+        return false;
+    }
     if !(*c).registered {
         // Only a registered thread's cache is flushed when the thread exits.
         (*c).register();
@@ -525,14 +583,24 @@ impl MCache {
 /// (glibc repeats destructors up to `PTHREAD_DESTRUCTOR_ITERATIONS` times).
 extern "C" fn thread_exit(value: *mut libc::c_void) {
     let c = value as *mut MCache;
-    // SAFETY: the value is this exiting thread's own cache, set by `register`.
-    unsafe { (*c).flush_all() };
+    // SAFETY: the value is this exiting thread's own cache, set by `register`; once the
+    // slot no longer points to it, nothing else refers to it.
+    unsafe {
+        (*c).flush_all();
+        set_slot(&EXITED.0);
+        CACHES.lock();
+        CACHE_ALLOC.get().free(c as *mut u8);
+        CACHES.unlock();
+    }
 }
 
 /// Flushes the calling thread's cache (tests, and `malloc_trim` later).
 pub fn flush_current() {
-    // SAFETY: the calling thread's own cache.
-    unsafe { (*own_cache()).flush_all() };
+    let c = own_cache();
+    if !c.is_null() {
+        // SAFETY: the calling thread's own cache.
+        unsafe { (*c).flush_all() };
+    }
 }
 
 /// In a forked child: only the calling thread's claim is still held.
@@ -540,6 +608,12 @@ pub fn after_fork_child() {
     // SAFETY: the calling thread's own cache (or EMPTY), read only.
     let limit = unsafe { (*cache()).limit };
     CLAIMED.store(limit - BASE_CACHE_BYTES, Ordering::Relaxed);
+}
+
+/// Whether the calling thread's cache went back at its exit (its destructors are running):
+/// from now on its operations go to mcentral and the heap directly.
+pub fn exited() -> bool {
+    ptr::eq(cache(), &EXITED.0)
 }
 
 /// Validates the calling thread's cache.

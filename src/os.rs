@@ -229,6 +229,36 @@ pub fn fatal(msg: &str) -> ! {
     unsafe { libc::abort() }
 }
 
+/// A panic, which is a bug in the allocator: `goalloc: panic: <message> at <file>:<line>`
+/// on stderr, then abort. The panic handler of the std-free C library (`cdylib/`).
+#[cold]
+#[inline(never)]
+pub fn fatal_panic(info: &core::panic::PanicInfo) -> ! {
+    struct Line {
+        buf: [u8; 400],
+        len: usize,
+    }
+    impl core::fmt::Write for Line {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let take = s.len().min(self.buf.len() - self.len);
+            self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+            self.len += take;
+            Ok(())
+        }
+    }
+    let mut line = Line {
+        buf: [0; 400],
+        len: 0,
+    };
+    let _ = core::fmt::write(&mut line, format_args!("panic: {}", info.message()));
+    if let Some(at) = info.location() {
+        let _ = core::fmt::write(&mut line, format_args!(" at {}:{}", at.file(), at.line()));
+    }
+    write_stderr(&[b"goalloc: ", &line.buf[..line.len]]);
+    // SAFETY: abort never returns and needs no invariant.
+    unsafe { libc::abort() }
+}
+
 /// Like `fatal`, naming a pointer: `goalloc: <msg> <ptr>`.
 #[cold]
 #[inline(never)]

@@ -59,7 +59,7 @@ pub struct goalloc_mem_stats {
     pub mallocs: u64,
     /// Objects freed so far.
     pub frees: u64,
-    /// Bytes of metadata mapped from the OS (span records, arena records).
+    /// Bytes of metadata mapped from the OS (span records, arena records, thread caches).
     pub meta_sys: u64,
     /// Large objects (over 32 KiB) live now, and their bytes.
     pub large_objects: u64,
@@ -91,7 +91,7 @@ pub fn read() -> goalloc_mem_stats {
         heap_objects: 0,
         mallocs: h.large_allocs,
         frees: h.large_frees,
-        meta_sys: h.meta_bytes as u64,
+        meta_sys: (h.meta_bytes + crate::mcache::meta_bytes()) as u64,
         large_objects: h.large_allocs - h.large_frees,
         large_bytes: (h.large_pages_inuse * PAGE_SIZE) as u64,
         scav_running: scavenger::running() as u64,

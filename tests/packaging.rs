@@ -304,7 +304,18 @@ fn install_layout() {
         dynamic.contains(&format!("Library soname: [{SONAME}]")),
         "{real} has the soname {SONAME}:\n{dynamic}"
     );
+    // Built without Rust's std: the C library needs libc alone (no libgcc_s for std's
+    // unwinder) and imports nothing of the unwinder.
+    assert_eq!(
+        needed(&lib.join(&real)),
+        ["libc.so.6"],
+        "{real} needs only libc"
+    );
     let symbols = readelf(&["--dyn-syms", "-W"], &lib.join(&real));
+    assert!(
+        !symbols.contains("_Unwind_"),
+        "{real} imports the unwinder:\n{symbols}"
+    );
     for name in [
         "malloc",
         "free",
