@@ -19,7 +19,7 @@ echo "== cargo test --release (unit, integration, C programs preloaded and linke
 cargo test --release
 
 echo "== cargo test (debug build: debug assertions on)"
-cargo test -p goalloc --lib --test api --test threads --test property --test global --test header --test docs --test large_cache --test lines --test central_bound --test thread_exit
+cargo test -p goalloc --lib --test api --test threads --test property --test global --test header --test docs --test large_cache --test lines --test central_bound --test thread_exit --test idle_lists
 
 echo "== the Rust tests again in checked mode (GOALLOC_CHECK=1)"
 GOALLOC_CHECK=1 cargo test -p goalloc --release --test api --test threads --test property --test global --test lines --test thread_exit

@@ -279,6 +279,7 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
     }
     if s.is_null() {
         s = HEAP.alloc_span(npages, 0);
+        mcache::note_large_trip();
         scavenger::poll();
         if s.is_null() {
             return ptr::null_mut();

@@ -47,6 +47,9 @@ pub const LARGE_CACHE_MAX_PAGES: usize = 16;
 
 /// What all threads' limits stand above their base, now.
 static CLAIMED: AtomicUsize = AtomicUsize::new(0);
+/// Trips below the cache (refills, overflows, large allocations from the heap) between
+/// two sweeps of the lists that sat unused.
+const SWEEP_TRIPS: u32 = 64;
 /// The longest a list may grow, in objects.
 const MAX_LIST_LEN: u32 = 8192;
 
@@ -71,6 +74,17 @@ pub struct MCache {
     /// objects of a few pages in a loop skips the heap lock.
     large: [*mut MSpan; LARGE_SLOTS],
     large_len: usize,
+    /// Classes whose list went below the cache (a refill or an overflow) since the last
+    /// sweep, a bit per class.
+    active: u128,
+    /// Each list's head at the last sweep: a list whose head is the same and that made no
+    /// trip was not used since (or only to take and give back its first object).
+    seen: [*mut FreeObject; NUM_CLASSES],
+    /// A kept large span was taken or one was kept since the last sweep.
+    large_active: bool,
+    /// Trips below the cache (refills, overflows, large allocations from the heap) since
+    /// the last sweep.
+    trips: u32,
     /// The pthread key's value is set, so the destructor will run at thread exit.
     registered: bool,
 }
@@ -286,6 +300,22 @@ unsafe fn free_slow(p: *mut u8, class: usize) {
     }
 }
 
+/// Counts a large allocation that went to the heap as a trip below this thread's cache
+/// (so that a thread that moved on to large objects still sweeps its lists).
+pub fn note_large_trip() {
+    let c = cache();
+    if ptr::eq(c, &EMPTY.0) || ptr::eq(c, &EXITED.0) {
+        return;
+    }
+    // SAFETY: this thread's own cache; no lock is held by the caller.
+    unsafe {
+        (*c).trips += 1;
+        if (*c).trips >= SWEEP_TRIPS {
+            (*c).sweep();
+        }
+    }
+}
+
 /// A Large span of exactly `npages` pages that this thread freed, now in state Large
 /// again and owned by the caller; or null.
 pub fn take_large(npages: usize) -> *mut MSpan {
@@ -298,6 +328,7 @@ pub fn take_large(npages: usize) -> *mut MSpan {
             if (*s).npages == npages {
                 (*c).large.copy_within(i + 1..n, i);
                 (*c).large_len = n - 1;
+                (*c).large_active = true;
                 (*s).state = SpanState::Large;
                 return s;
             }
@@ -337,6 +368,7 @@ pub unsafe fn put_large(s: *mut MSpan) -> bool {
     (*s).state = SpanState::Cached;
     (*c).large[(*c).large_len] = s;
     (*c).large_len += 1;
+    (*c).large_active = true;
     true
 }
 
@@ -356,6 +388,10 @@ impl MCache {
             limit: BASE_CACHE_BYTES,
             large: [ptr::null_mut(); LARGE_SLOTS],
             large_len: 0,
+            active: 0,
+            seen: [ptr::null_mut(); NUM_CLASSES],
+            large_active: false,
+            trips: 0,
             registered: false,
         }
     }
@@ -413,7 +449,59 @@ impl MCache {
         l.head = (*head).next;
         l.len = n - 1;
         self.grow_max_len(class);
+        self.note_trip(class);
         head as *mut u8
+    }
+
+    /// Counts a trip of list `class` below the cache; every `SWEEP_TRIPS` trips, sweeps.
+    #[inline]
+    unsafe fn note_trip(&mut self, class: usize) {
+        self.active |= 1 << class;
+        self.trips += 1;
+        if self.trips >= SWEEP_TRIPS {
+            self.sweep();
+        }
+    }
+
+    /// Gives back what sat unused since the last sweep (as tcmalloc's thread-cache
+    /// scavenging): half of each list that made no trip below the cache and kept its head
+    /// meanwhile (its limit drops by a batch, down to one batch), and half of the kept
+    /// large spans when none was taken or kept. A thread that moved on from a size leaves its objects
+    /// there otherwise, keeping their spans from going back to the heap for reuse.
+    #[cold]
+    #[inline(never)]
+    unsafe fn sweep(&mut self) {
+        let active = self.active;
+        self.active = 0;
+        self.trips = 0;
+        for class in 1..NUM_CLASSES {
+            let head = self.lists[class].head;
+            let seen = core::mem::replace(&mut self.seen[class], head);
+            if active & (1 << class) != 0 || head.is_null() || head != seen {
+                continue;
+            }
+            let n = self.lists[class].len.div_ceil(2);
+            self.release(class, n);
+            self.seen[class] = self.lists[class].head;
+            let batch = CLASS_BATCH[class] as u32;
+            let l = &mut self.lists[class];
+            if l.max_len > batch {
+                let new = (l.max_len - batch).max(batch);
+                self.budget_used -= (l.max_len - new) as usize * CLASS_SIZE[class] as usize;
+                l.max_len = new;
+            }
+        }
+        if !self.large_active && self.large_len > 0 {
+            let n = self.large_len.div_ceil(2);
+            for i in 0..n {
+                let s = self.large[i];
+                (*s).state = SpanState::Large;
+                HEAP.free_span(s);
+            }
+            self.large.copy_within(n..self.large_len, 0);
+            self.large_len -= n;
+        }
+        self.large_active = false;
     }
 
     fn grow_max_len(&mut self, class: usize) {
@@ -469,6 +557,7 @@ impl MCache {
                 self.release(class, excess);
             }
         }
+        self.note_trip(class);
         // Spans may have gone back to mheap; the cache is consistent again.
         crate::scavenger::poll();
     }
@@ -539,6 +628,10 @@ impl MCache {
             HEAP.free_span(s);
         }
         self.large_len = 0;
+        self.large_active = false;
+        self.active = 0;
+        self.seen = [ptr::null_mut(); NUM_CLASSES];
+        self.trips = 0;
         self.budget_used = 0;
         CLAIMED.fetch_sub(self.limit - BASE_CACHE_BYTES, Ordering::Relaxed);
         self.limit = BASE_CACHE_BYTES;
