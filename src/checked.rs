@@ -96,8 +96,9 @@ pub fn decode(slot: usize, stored: usize) -> usize {
     encode(slot, stored)
 }
 
-/// Allocation bitmaps for spans in checked mode; a leaf lock.
-static BITMAPS: Mutex = Mutex::new();
+/// Allocation bitmaps for spans in checked mode; a leaf lock (held across `fork` by the
+/// fork handlers, as every allocator lock).
+pub static BITMAPS: Mutex = Mutex::new();
 static BITMAP_ALLOC: crate::sync::Guarded<crate::fixalloc::FixAlloc> =
     crate::sync::Guarded::new(crate::fixalloc::FixAlloc::new(BITMAP_BYTES));
 
