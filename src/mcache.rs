@@ -3,9 +3,9 @@
 //! The fast paths pop from and push onto a singly linked list of the thread's cache: no
 //! lock, no atomic read-modify-write, no system call. A thread's cache is a block of
 //! metadata (from a `FixAlloc`, on cache lines of its own) made on the thread's first slow
-//! path and reached through an 8-byte initial-exec TLS slot; it goes back to the
-//! `FixAlloc` when the thread exits, so a short-lived thread's cache is reused by the next. A list refills from mcentral
-//! when empty and flushes a batch back when it grows past `max_len`.
+//! path and reached through an 8-byte initial-exec TLS slot; it goes back to the `FixAlloc`
+//! when the thread exits, so a short-lived thread's cache is reused by the next. A list
+//! refills from mcentral when empty and flushes a batch back when it grows past `max_len`.
 //!
 //! `max_len` adapts as tcmalloc's does: it starts small and doubles on each refill up to
 //! the class's batch size, then grows by a batch at a time while the thread keeps
@@ -133,11 +133,11 @@ static EXITED: EmptyCache = EmptyCache(MCache::new());
 
 // An initial-exec TLS slot holding the address of this thread's cache. Rust's
 // `thread_local!` (std only; the library links only `core`) in a shared library uses the
-// general-dynamic model: a call to `__tls_get_addr` on every access. An initial-exec slot is one load relative to `%fs`
-// through a GOT entry the loader fills once. It is only 8 bytes, so a `dlopen` of the
-// library still fits in glibc's surplus of static TLS. Its initial value, `&EMPTY`, is
-// relocated by the loader before the TLS image is copied to each thread, so the fast
-// paths never test it for null.
+// general-dynamic model: a call to `__tls_get_addr` on every access. An initial-exec slot
+// is one load relative to `%fs` through a GOT entry the loader fills once. It is only 8
+// bytes, so a `dlopen` of the library still fits in glibc's surplus of static TLS. Its
+// initial value, `&EMPTY`, is relocated by the loader before the TLS image is copied to
+// each thread, so the fast paths never test it for null.
 core::arch::global_asm!(
     ".pushsection .tdata,\"awT\",@progbits",
     ".p2align 3",
