@@ -143,19 +143,18 @@ fn realloc_keeps_contents_across_classes_and_pages() {
 }
 
 #[test]
-fn large_realloc_grows_in_place_when_possible() {
+fn large_realloc_shrinks_in_place() {
     unsafe {
-        // Shrinking a large object always stays in place.
+        // Shrinking a large object always stays in place. (That regrowth into the freed
+        // tail stays in place too is checked in large_cache.rs, where no other test can
+        // take the tail in between.)
         let p = goalloc::malloc(1 << 20);
         stamp(p, 1 << 20, 3);
         let q = goalloc::realloc(p, 512 << 10);
         assert_eq!(p, q);
         assert_eq!(goalloc::usable_size(q), 512 << 10);
-        // Growing back into the pages just given up finds them free.
-        let r = goalloc::realloc(q, 900 << 10);
-        assert_eq!(r, q, "regrowth into the freed tail stays in place");
-        assert!(check(r, 512 << 10, 3));
-        goalloc::free(r);
+        assert!(check(q, 512 << 10, 3));
+        goalloc::free(q);
     }
 }
 

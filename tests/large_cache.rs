@@ -14,9 +14,17 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
         // First of all, before any large free has been counted: shrinking a large object
         // in place frees its tail without counting a free (a debug build once panicked
         // here, with the heap lock held, on the count going below 0).
-        let r = goalloc::realloc(goalloc::malloc(1 << 20), 300_000);
-        assert!(!r.is_null());
-        goalloc::free(r);
+        let p = goalloc::malloc(1 << 20);
+        p.write_bytes(3, 1 << 20);
+        let r = goalloc::realloc(p, 300_000);
+        assert_eq!(r, p, "shrinking a large object stays in place");
+        // Growing back into the pages just given up finds them free. (Here, where no
+        // other test runs meanwhile: in a binary of parallel tests, another thread can
+        // take the freed tail first.)
+        let g = goalloc::realloc(r, 900 << 10);
+        assert_eq!(g, p, "regrowth into the freed tail stays in place");
+        assert!((0..300_000).step_by(4096).all(|i| *g.add(i) == 3) && *g.add(299_999) == 3);
+        goalloc::free(g);
         goalloc::validate();
 
         let base = read().large_objects;
