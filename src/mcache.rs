@@ -308,12 +308,7 @@ pub fn note_large_trip() {
         return;
     }
     // SAFETY: this thread's own cache; no lock is held by the caller.
-    unsafe {
-        (*c).trips += 1;
-        if (*c).trips >= SWEEP_TRIPS {
-            (*c).sweep();
-        }
-    }
+    unsafe { (*c).count_trip() }
 }
 
 /// A Large span of exactly `npages` pages that this thread freed, now in state Large
@@ -359,11 +354,7 @@ pub unsafe fn put_large(s: *mut MSpan) -> bool {
         }
     }
     if (*c).large_len == LARGE_SLOTS {
-        let old = (*c).large[0];
-        (*c).large.copy_within(1..LARGE_SLOTS, 0);
-        (*c).large_len -= 1;
-        (*old).state = SpanState::Large;
-        HEAP.free_span(old);
+        (*c).release_large(1);
     }
     (*s).state = SpanState::Cached;
     (*c).large[(*c).large_len] = s;
@@ -453,14 +444,30 @@ impl MCache {
         head as *mut u8
     }
 
-    /// Counts a trip of list `class` below the cache; every `SWEEP_TRIPS` trips, sweeps.
+    /// Counts a trip of list `class` below the cache.
     #[inline]
     unsafe fn note_trip(&mut self, class: usize) {
         self.active |= 1 << class;
+        self.count_trip();
+    }
+
+    /// Counts a trip below the cache; every `SWEEP_TRIPS` trips, sweeps.
+    #[inline]
+    unsafe fn count_trip(&mut self) {
         self.trips += 1;
         if self.trips >= SWEEP_TRIPS {
             self.sweep();
         }
+    }
+
+    /// Gives the `n` oldest kept large spans back to the heap.
+    unsafe fn release_large(&mut self, n: usize) {
+        for &s in &self.large[..n] {
+            (*s).state = SpanState::Large;
+            HEAP.free_span(s);
+        }
+        self.large.copy_within(n..self.large_len, 0);
+        self.large_len -= n;
     }
 
     /// Gives back what sat unused since the last sweep (as tcmalloc's thread-cache
@@ -491,15 +498,8 @@ impl MCache {
                 l.max_len = new;
             }
         }
-        if !self.large_active && self.large_len > 0 {
-            let n = self.large_len.div_ceil(2);
-            for i in 0..n {
-                let s = self.large[i];
-                (*s).state = SpanState::Large;
-                HEAP.free_span(s);
-            }
-            self.large.copy_within(n..self.large_len, 0);
-            self.large_len -= n;
+        if !self.large_active {
+            self.release_large(self.large_len.div_ceil(2));
         }
         self.large_active = false;
     }
@@ -622,12 +622,7 @@ impl MCache {
             self.lists[class].max_len = 0;
             self.overages[class] = 0;
         }
-        for i in 0..self.large_len {
-            let s = self.large[i];
-            (*s).state = SpanState::Large;
-            HEAP.free_span(s);
-        }
-        self.large_len = 0;
+        self.release_large(self.large_len);
         self.large_active = false;
         self.active = 0;
         self.seen = [ptr::null_mut(); NUM_CLASSES];
