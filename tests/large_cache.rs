@@ -1,4 +1,4 @@
-//! The caches of freed large spans: a thread keeps up to 8 freed spans of at most 128 KiB
+//! The caches of freed large spans: a thread keeps up to 16 freed spans of at most 128 KiB
 //! for its next allocation of the same length, and mheap keeps 16 longer ones (up to
 //! 1 MiB) whole; both give their spans back (at thread exit, and to `release_all` and the
 //! scavenger).
@@ -40,12 +40,37 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
         goalloc::free(q);
         goalloc::validate();
 
-        // A thread that exits gives its kept spans to the heap.
-        std::thread::spawn(|| {
+        // A thread keeps up to 16 spans, of any lengths up to 16 pages; when it exits it
+        // gives them to the heap.
+        std::thread::spawn(move || {
             let r = goalloc::malloc(90_000);
             r.write_bytes(1, 90_000);
             goalloc::free(r);
             goalloc::validate();
+            // 16 objects of 5..16 pages (the smallest large object has 5), then 5..8 again.
+            let sizes: Vec<usize> = (0..16).map(|i| (5 + i % 12) * 8192 - 100).collect();
+            let objs: Vec<*mut u8> = sizes.iter().map(|&n| goalloc::malloc(n)).collect();
+            for (&o, &n) in objs.iter().zip(&sizes) {
+                o.write_bytes(5, n);
+            }
+            let live = read().large_objects;
+            for &o in &objs {
+                goalloc::free(o);
+            }
+            goalloc::validate();
+            assert_eq!(read().large_objects, live, "all 16 are kept by the thread");
+            // Each comes back for its length, newest first.
+            for (&o, &n) in objs.iter().zip(&sizes).rev() {
+                assert_eq!(
+                    goalloc::malloc(n),
+                    o,
+                    "the kept span of {n} bytes comes back"
+                );
+            }
+            assert_eq!(read().large_objects, live);
+            for &o in &objs {
+                goalloc::free(o);
+            }
         })
         .join()
         .unwrap();
