@@ -12,11 +12,9 @@
 //! mcentral under its lock, where
 //! - each span keeps a bitmap of its allocated objects: a second `free` of any object is
 //!   found, however long after the first;
-//! - a freed object is filled with `FREE_FILL` after its link word and checked when it is
-//!   handed out again: a write after free is found;
-//! - the links of a span's free list are stored encoded with a per-process secret and the
-//!   link's own address (as glibc's safe-linking), and checked when followed: a corrupted
-//!   list is reported instead of followed.
+//! - a freed object is filled with `FREE_FILL`, every byte of it, and checked when it is
+//!   handed out again: a write after free is found (a span keeps its returned objects in a
+//!   bitmap, so no link is kept in freed memory that a stray write could corrupt).
 //!
 //! The default paths pay nothing for checked mode: it only changes the limits that send
 //! every operation to the slow paths.
@@ -24,36 +22,18 @@
 use crate::options;
 use crate::os;
 use crate::sync::Mutex;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
-/// What a freed object holds after its link word in checked mode.
+/// What a freed object holds in checked mode.
 pub const FREE_FILL: u8 = 0xdb;
 /// Bytes of an allocation bitmap: one bit per object of the largest count (8 KiB / 8 B).
 pub const BITMAP_BYTES: usize = 128;
 
 static CHECKED: AtomicBool = AtomicBool::new(false);
-static SECRET: AtomicU64 = AtomicU64::new(0);
 
-/// Reads the mode and draws the secret. Called once from `crate::init`, after options.
+/// Reads the mode. Called once from `crate::init`, after options.
 pub fn init() {
     CHECKED.store(options::get(options::CHECK) != 0, Ordering::Relaxed);
-    let mut secret = 0u64;
-    // SAFETY: getrandom writes at most 8 bytes into `secret`.
-    let n = unsafe {
-        let e = errno::errno();
-        let n = libc::getrandom(
-            &mut secret as *mut u64 as *mut libc::c_void,
-            8,
-            libc::GRND_NONBLOCK,
-        );
-        errno::set_errno(e);
-        n
-    };
-    if n != 8 {
-        // No entropy yet (very early boot): mix the clock and an address.
-        secret = os::nanotime() ^ (&secret as *const u64 as u64).rotate_left(29);
-    }
-    SECRET.store(secret | 1, Ordering::Relaxed);
 }
 
 /// Whether checked mode is on.
@@ -82,18 +62,6 @@ pub fn invalid(what: &str, p: usize) {
         }
         _ => os::fatal_ptr(what, p),
     }
-}
-
-/// Encodes a free-list link stored at `slot` (checked mode).
-#[inline]
-pub fn encode(slot: usize, next: usize) -> usize {
-    next ^ (slot >> 12) ^ SECRET.load(Ordering::Relaxed) as usize
-}
-
-/// Decodes a link stored at `slot`; `encode`'s inverse.
-#[inline]
-pub fn decode(slot: usize, stored: usize) -> usize {
-    encode(slot, stored)
 }
 
 /// Allocation bitmaps for spans in checked mode; a leaf lock (held across `fork` by the
@@ -151,36 +119,20 @@ pub unsafe fn test_and_clear(b: *mut u64, i: usize) -> bool {
 /// `p` holds `size` writable bytes.
 #[inline]
 pub unsafe fn fill(p: *mut u8, size: usize) {
-    if size > 8 {
-        p.add(8).write_bytes(FREE_FILL, size - 8);
-    }
+    p.write_bytes(FREE_FILL, size);
 }
 
-/// Whether a free object still holds the fill after its link word.
+/// Whether a free object still holds the fill.
 ///
 /// # Safety
 /// `p` holds `size` readable bytes.
 pub unsafe fn fill_intact(p: *const u8, size: usize) -> bool {
-    (8..size).all(|i| *p.add(i) == FREE_FILL)
+    (0..size).all(|i| *p.add(i) == FREE_FILL)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encoding_round_trips_and_hides_pointers() {
-        SECRET.store(0x5eed_1234_abcd_ef01, Ordering::Relaxed);
-        for (slot, next) in [
-            (0x7f00_0000_1000usize, 0x7f00_0000_2000usize),
-            (0x1000, 0),
-            (0xdead_0000, 0xbeef_0010),
-        ] {
-            let e = encode(slot, next);
-            assert_ne!(e, next);
-            assert_eq!(decode(slot, e), next);
-        }
-    }
 
     #[test]
     fn bitmap_bits() {

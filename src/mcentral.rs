@@ -12,8 +12,10 @@ use crate::checked;
 use crate::mheap::HEAP;
 use crate::os;
 use crate::pagemap;
-use crate::sizeclass::{CLASS_BATCH, CLASS_NELEMS, CLASS_NPAGES, CLASS_SIZE, NUM_CLASSES};
-use crate::span::{FreeObject, MSpan, MSpanList, SpanState};
+use crate::sizeclass::{
+    object_index, CLASS_BATCH, CLASS_NELEMS, CLASS_NPAGES, CLASS_SIZE, NUM_CLASSES,
+};
+use crate::span::{FreeObject, MSpan, MSpanList, SpanState, FREEBITS_WORDS};
 use crate::sync::{Guarded, Mutex};
 use core::ptr;
 
@@ -89,11 +91,12 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
     let mut n = 0;
     let size = (*s).elemsize as usize;
     let bits = (*s).allocbits;
-    while n < want && !(*s).free_list.is_null() {
-        let o = (*s).free_list;
-        (*s).free_list = (*s).next_free(o);
+    while n < want {
+        let Some(i) = (*s).take_returned() else {
+            break;
+        };
+        let o = ((*s).start + i * size) as *mut FreeObject;
         if !bits.is_null() {
-            let i = (o as usize - (*s).start) / size;
             if checked::test_and_set(bits, i) {
                 os::fatal_ptr(
                     "corrupted span: a free object is marked allocated:",
@@ -130,15 +133,15 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
 #[inline]
 unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject) -> bool {
     let bits = (*s).allocbits;
+    let i = object_index((*s).sizeclass as usize, o as usize - (*s).start);
     if !bits.is_null() {
-        let size = (*s).elemsize as usize;
-        if !checked::test_and_clear(bits, (o as usize - (*s).start) / size) {
+        if !checked::test_and_clear(bits, i) {
             checked::invalid("free(): double free", o as usize);
             return false;
         }
-        checked::fill(o as *mut u8, size);
+        checked::fill(o as *mut u8, (*s).elemsize as usize);
     }
-    (*s).push_free(o);
+    (*s).put_returned(i);
     (*s).alloc_count -= 1;
     true
 }
@@ -196,7 +199,9 @@ impl MCentral {
             (*s).nelems = CLASS_NELEMS[class] as u32;
             (*s).freeindex = 0;
             (*s).alloc_count = 0;
-            (*s).free_list = ptr::null_mut();
+            (*s).freebits = [0; FREEBITS_WORDS];
+            (*s).nreturned = 0;
+            (*s).scan = 0;
             (*s).allocbits = ptr::null_mut();
             if checked::enabled() {
                 (*s).allocbits = checked::alloc_bitmap();

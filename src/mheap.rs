@@ -581,7 +581,6 @@ impl HeapInner {
             pagemap::clear_info((*s).start, npages);
         }
         (*s).sizeclass = 0;
-        (*s).free_list = ptr::null_mut();
         (*s).needzero = true;
         (*s).released = false;
         (*s).free_time = os::nanotime();

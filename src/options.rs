@@ -107,7 +107,7 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
         name: "GOALLOC_CHECK",
         default: 0,
         default_text: "0",
-        help: "1: checked mode: every double free, writes after free and corrupted free lists are detected, at a large cost in speed",
+        help: "1: checked mode: every double free and every write to freed memory is detected, at a large cost in speed",
         parse: parse_bool,
     },
     OptionDef {

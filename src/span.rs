@@ -7,9 +7,12 @@
 //!   may hold old data (`needzero`).
 //! - **Small**: cut into `nelems` objects of class `sizeclass`, owned by that class's
 //!   mcentral. Every page maps to the span. Objects `[freeindex, nelems)` were never handed
-//!   out; objects returned to the span sit on `free_list`. Invariant:
-//!   `alloc_count + len(free_list) + (nelems - freeindex) == nelems`, where `alloc_count`
-//!   counts objects held by caches, transfer batches and the program.
+//!   out; objects returned to the span have their bit set in `freebits` (as Go's
+//!   `allocBits`, a bitmap rather than a list threaded through the objects: taking a batch
+//!   out of a span then reads no object, where following a list would wait for a cache
+//!   miss per object). Invariant: `alloc_count + nreturned + (nelems - freeindex) ==
+//!   nelems`, where `alloc_count` counts objects held by caches, transfer batches and the
+//!   program.
 //! - **Large**: one object of `npages` pages (class 0), handed to the program. Every page
 //!   maps to the span.
 
@@ -35,6 +38,9 @@ pub enum SpanState {
     Cached = 4,
 }
 
+/// Words of a span's `freebits`: enough for the most objects a span holds (1024 of 8 B).
+pub const FREEBITS_WORDS: usize = 16;
+
 #[repr(C)]
 pub struct MSpan {
     pub next: *mut MSpan,
@@ -44,8 +50,12 @@ pub struct MSpan {
     /// Address of the first page.
     pub start: usize,
     pub npages: usize,
-    /// Objects returned to this span (Small).
-    pub free_list: *mut FreeObject,
+    /// Objects returned to this span (Small): a bit per object.
+    pub freebits: [u64; FREEBITS_WORDS],
+    /// Set bits in `freebits`.
+    pub nreturned: u32,
+    /// No bit is set in the words of `freebits` before this one.
+    pub scan: u32,
     /// Objects from this index on were never handed out (Small).
     pub freeindex: u32,
     pub nelems: u32,
@@ -61,7 +71,7 @@ pub struct MSpan {
     /// Free: when the span was freed (`os::nanotime`).
     pub free_time: u64,
     /// Small, checked mode only: a bit per object, set while it is allocated (handed out
-    /// of the span); the links of `free_list` are encoded (`checked::encode`).
+    /// of the span).
     pub allocbits: *mut u64,
 }
 
@@ -82,47 +92,45 @@ impl MSpan {
         self.nelems - self.alloc_count
     }
 
-    /// The object after `o` on this span's free list (links are encoded in checked mode).
+    /// Marks object `i` (below `freeindex`, handed out) as returned to the span.
     ///
     /// # Safety
-    /// `o` is on this span's free list; the span's owner lock is held.
+    /// The span's owner lock is held.
     #[inline]
-    pub unsafe fn next_free(&self, o: *mut FreeObject) -> *mut FreeObject {
-        let stored = (*o).next as usize;
-        if self.allocbits.is_null() {
-            return stored as *mut FreeObject;
+    pub unsafe fn put_returned(&mut self, i: usize) {
+        debug_assert!(i < self.freeindex as usize);
+        let w = i / 64;
+        debug_assert!(self.freebits[w] & (1 << (i % 64)) == 0);
+        self.freebits[w] |= 1 << (i % 64);
+        self.nreturned += 1;
+        if (w as u32) < self.scan {
+            self.scan = w as u32;
         }
-        let next = crate::checked::decode(o as usize, stored);
-        let end = self.start + (self.nelems * self.elemsize) as usize;
-        if next != 0
-            && (next < self.start
-                || next >= end
-                || !(next - self.start).is_multiple_of(self.elemsize as usize))
-        {
-            crate::os::fatal_ptr(
-                "corrupted free list (a freed object was written to) at",
-                o as usize,
-            );
-        }
-        next as *mut FreeObject
     }
 
-    /// Puts `o` on this span's free list (encoding the link in checked mode).
+    /// Takes the lowest returned object's index, or None. Reads only the bitmap: the
+    /// objects themselves stay untouched (a linked free list would cost a dependent cache
+    /// miss per object).
     ///
     /// # Safety
-    /// `o` is a free object of this span; the span's owner lock is held.
+    /// The span's owner lock is held.
     #[inline]
-    pub unsafe fn push_free(&mut self, o: *mut FreeObject) {
-        let next = self.free_list as usize;
-        (*o).next = if self.allocbits.is_null() {
-            next
-        } else {
-            crate::checked::encode(o as usize, next)
-        } as *mut FreeObject;
-        self.free_list = o;
+    pub unsafe fn take_returned(&mut self) -> Option<usize> {
+        if self.nreturned == 0 {
+            return None;
+        }
+        let mut w = self.scan as usize;
+        while self.freebits[w] == 0 {
+            w += 1;
+        }
+        let bits = self.freebits[w];
+        self.freebits[w] = bits & (bits - 1);
+        self.nreturned -= 1;
+        self.scan = w as u32;
+        Some(w * 64 + bits.trailing_zeros() as usize)
     }
 
-    /// Checks the Small invariant by walking the free list.
+    /// Checks the Small invariant against the bitmap of returned objects.
     ///
     /// # Safety
     /// The span's owner lock is held.
@@ -130,26 +138,29 @@ impl MSpan {
         invariant_eq!(self.state, SpanState::Small);
         invariant!(self.freeindex <= self.nelems);
         let mut n = 0u32;
-        let mut o = self.free_list;
-        while !o.is_null() {
-            let a = o as usize;
-            invariant!(a >= self.start && a < self.start + (self.nelems * self.elemsize) as usize);
-            invariant_eq!((a - self.start) % self.elemsize as usize, 0);
+        for (w, &bits) in self.freebits.iter().enumerate() {
             invariant!(
-                ((a - self.start) / (self.elemsize as usize)) < self.freeindex as usize,
-                "a returned object was handed out before"
+                bits == 0 || w as u32 >= self.scan,
+                "a returned object before the scan"
             );
-            n += 1;
-            invariant!(n <= self.nelems, "free list cycles");
-            if !self.allocbits.is_null() {
-                let i = (a - self.start) / self.elemsize as usize;
+            let mut b = bits;
+            while b != 0 {
+                let i = w * 64 + b.trailing_zeros() as usize;
+                b &= b - 1;
                 invariant!(
-                    *self.allocbits.add(i / 64) & (1 << (i % 64)) == 0,
-                    "a free object is marked allocated"
+                    i < self.freeindex as usize,
+                    "a returned object was handed out before"
                 );
+                if !self.allocbits.is_null() {
+                    invariant!(
+                        *self.allocbits.add(i / 64) & (1 << (i % 64)) == 0,
+                        "a free object is marked allocated"
+                    );
+                }
+                n += 1;
             }
-            o = self.next_free(o);
         }
+        invariant_eq!(n, self.nreturned);
         invariant_eq!(
             self.alloc_count + n + (self.nelems - self.freeindex),
             self.nelems
@@ -267,7 +278,9 @@ mod tests {
             list: ptr::null_mut(),
             start,
             npages: 1,
-            free_list: ptr::null_mut(),
+            freebits: [0; FREEBITS_WORDS],
+            nreturned: 0,
+            scan: 0,
             freeindex: 0,
             nelems: 0,
             alloc_count: 0,
@@ -317,6 +330,38 @@ mod tests {
             l.remove(p[4]);
             l.validate();
             assert!(l.is_empty());
+        }
+    }
+
+    #[test]
+    fn returned_objects_come_back_lowest_first() {
+        let mut s = span(0x10000);
+        s.state = SpanState::Small;
+        s.nelems = 1024;
+        s.elemsize = 8;
+        s.freeindex = 1024;
+        s.alloc_count = 1024;
+        // SAFETY: this test owns the span.
+        unsafe {
+            assert_eq!(s.take_returned(), None);
+            for i in [1023, 5, 64, 700, 63, 0] {
+                s.put_returned(i);
+                s.alloc_count -= 1;
+            }
+            s.validate_small();
+            assert_eq!(s.nreturned, 6);
+            assert_eq!(s.take_returned(), Some(0));
+            assert_eq!(s.take_returned(), Some(5));
+            s.alloc_count += 2;
+            // One returned below the cursor is still found first.
+            s.put_returned(1);
+            s.alloc_count -= 1;
+            s.validate_small();
+            let rest: Vec<usize> = core::iter::from_fn(|| s.take_returned()).collect();
+            assert_eq!(rest, vec![1, 63, 64, 700, 1023]);
+            s.alloc_count += 5;
+            assert_eq!(s.nreturned, 0);
+            s.validate_small();
         }
     }
 }
