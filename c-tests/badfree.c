@@ -32,6 +32,19 @@ static void case_double_small(void) { void *p = malloc(48); touch(p, 48); free_o
 static void case_double_large(void) { void *p = malloc(200000); free_opaque(p); free_opaque(p); }
 /* 40000 bytes: a span of 5 pages, kept by the thread after its free */
 static void case_double_kept(void) { void *p = malloc(40000); free_opaque(p); free_opaque(p); }
+/* A double free whose two frees both reach the span (malloc_trim sends the thread's cache
+ * back between them; `keep` keeps the span from going back to the heap): the span's bitmap
+ * already has the object. */
+static void case_double_trimmed(void)
+{
+    void *keep = malloc(64), *p = malloc(64);
+    touch(keep, 64);
+    touch(p, 64);
+    free_opaque(p);
+    malloc_trim(0);
+    free_opaque(p);
+    malloc_trim(0);
+}
 static void case_realloc_wild(void) { realloc_p(wild(), 10); }
 static void case_realloc_interior(void) { char *p = malloc(64); realloc_p(p + 8, 100); }
 static void case_realloc_freed_large(void) { void *p = malloc(300000); free_opaque(p); realloc_p(p, 10); }
@@ -161,6 +174,7 @@ static const struct {
     {"double_small", case_double_small, NULL, ABORT, "goalloc: free(): double free 0x"},
     {"double_large", case_double_large, NULL, ABORT, "goalloc: free(): double free or invalid pointer 0x"},
     {"double_kept", case_double_kept, NULL, ABORT, "goalloc: free(): double free or invalid pointer 0x"},
+    {"double_trimmed", case_double_trimmed, NULL, ABORT, "goalloc: free(): double free 0x"},
     {"realloc_wild", case_realloc_wild, NULL, ABORT, "goalloc: realloc(): invalid pointer (not allocated by goalloc) 0x12345678"},
     {"realloc_interior", case_realloc_interior, NULL, ABORT, "goalloc: realloc(): invalid pointer (not the start of an object) 0x"},
     {"realloc_freed_large", case_realloc_freed_large, NULL, ABORT, "goalloc: realloc(): double free or invalid pointer 0x"},

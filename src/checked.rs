@@ -3,7 +3,8 @@
 //! **Bad pointers** are found on the default paths where it is cheap: the page map says
 //! "not ours"; a span's state says "already free" (large objects); an offset that is not a
 //! multiple of the class size says "inside an object"; a pointer equal to the head of the
-//! thread's free list says "freed twice in a row". What happens then is
+//! thread's free list says "freed twice in a row"; an object that comes back to its span
+//! while the span's bitmap has it back already says "double free". What happens then is
 //! `GOALLOC_INVALID_FREE`: `abort` (default: one `goalloc:` line naming the call and the
 //! pointer, then `abort()`), `warn` (the line, and the call does nothing), `ignore`.
 //!

@@ -125,8 +125,8 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
     n
 }
 
-/// Returns object `o` to its span `s`. False (and nothing changed) when checked mode sees
-/// that it is not allocated: a double free, already reported.
+/// Returns object `o` to its span `s`. False when it is not allocated (checked mode's
+/// bitmap says so, or the span already has it back): a double free, already reported.
 ///
 /// # Safety
 /// The span's mcentral lock is held; `o` is an object of `s`.
@@ -141,7 +141,10 @@ unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject) -> bool {
         }
         checked::fill(o as *mut u8, (*s).elemsize as usize);
     }
-    (*s).put_returned(i);
+    if !(*s).put_returned(i) {
+        checked::invalid("free(): double free", o as usize);
+        return false;
+    }
     (*s).alloc_count -= 1;
     true
 }

@@ -92,20 +92,25 @@ impl MSpan {
         self.nelems - self.alloc_count
     }
 
-    /// Marks object `i` (below `freeindex`, handed out) as returned to the span.
+    /// Marks object `i` as returned to the span. False, and nothing changed, when it was
+    /// never handed out or is already back: a double free (or a bad pointer) that reached
+    /// the span.
     ///
     /// # Safety
     /// The span's owner lock is held.
     #[inline]
-    pub unsafe fn put_returned(&mut self, i: usize) {
-        debug_assert!(i < self.freeindex as usize);
+    pub unsafe fn put_returned(&mut self, i: usize) -> bool {
         let w = i / 64;
-        debug_assert!(self.freebits[w] & (1 << (i % 64)) == 0);
-        self.freebits[w] |= 1 << (i % 64);
+        let bit = 1u64 << (i % 64);
+        if i >= self.freeindex as usize || self.freebits[w] & bit != 0 {
+            return false;
+        }
+        self.freebits[w] |= bit;
         self.nreturned += 1;
         if (w as u32) < self.scan {
             self.scan = w as u32;
         }
+        true
     }
 
     /// Takes the lowest returned object's index, or None. Reads only the bitmap: the
@@ -345,16 +350,20 @@ mod tests {
         unsafe {
             assert_eq!(s.take_returned(), None);
             for i in [1023, 5, 64, 700, 63, 0] {
-                s.put_returned(i);
+                assert!(s.put_returned(i));
                 s.alloc_count -= 1;
             }
+            assert!(!s.put_returned(64), "already back");
+            s.freeindex = 1000;
+            assert!(!s.put_returned(1010), "never handed out");
+            s.freeindex = 1024;
             s.validate_small();
             assert_eq!(s.nreturned, 6);
             assert_eq!(s.take_returned(), Some(0));
             assert_eq!(s.take_returned(), Some(5));
             s.alloc_count += 2;
             // One returned below the cursor is still found first.
-            s.put_returned(1);
+            assert!(s.put_returned(1));
             s.alloc_count -= 1;
             s.validate_small();
             let rest: Vec<usize> = core::iter::from_fn(|| s.take_returned()).collect();
