@@ -53,7 +53,9 @@
 //! 3. **Small free**: two loads in the page map give the object's class; the object is
 //!    pushed on the freeing thread's list, whichever thread allocated it. When the list
 //!    passes its limit, a batch goes back to mcentral (whole, to the ready batches, or
-//!    object by object to its spans). A span whose objects are all back returns to mheap.
+//!    object by object to its spans, where a bit per object marks it returned: cutting a
+//!    chain out of a span later reads the bitmap, not the objects). A span whose objects
+//!    are all back returns to mheap.
 //! 4. **Large** (> 32 KiB): a span of whole pages. A thread keeps its last 16 freed spans
 //!    of at most 16 pages and reuses one of the same length without any lock; mheap keeps
 //!    16 freed spans of up to 1 MiB whole, reused for the same length without a split or a

@@ -82,8 +82,9 @@ fn max_batches(class: usize) -> usize {
 }
 
 /// Moves up to `want` objects from span `s` onto the chain `*head`. Returns how many.
-/// In checked mode each object is marked allocated, and one that comes back from the
-/// span's free list must still hold the fill (else something wrote to it after free).
+/// Returned objects come first, lowest index first, found in the span's bitmap; then
+/// objects never handed out. In checked mode each object is marked allocated, and a
+/// returned one must still hold the fill (else something wrote to it after free).
 ///
 /// # Safety
 /// The caller owns `s` (its mcentral lock is held, or the span is not published yet).

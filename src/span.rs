@@ -339,6 +339,12 @@ mod tests {
     }
 
     #[test]
+    fn span_record_size() {
+        // README's known limits quote it.
+        assert_eq!(core::mem::size_of::<MSpan>(), 216);
+    }
+
+    #[test]
     fn returned_objects_come_back_lowest_first() {
         let mut s = span(0x10000);
         s.state = SpanState::Small;
