@@ -50,8 +50,6 @@ pub struct MSpan {
     /// Address of the first page.
     pub start: usize,
     pub npages: usize,
-    /// Objects returned to this span (Small): a bit per object.
-    pub freebits: [u64; FREEBITS_WORDS],
     /// Set bits in `freebits`.
     pub nreturned: u32,
     /// No bit is set in the words of `freebits` before this one.
@@ -73,6 +71,9 @@ pub struct MSpan {
     /// Small, checked mode only: a bit per object, set while it is allocated (handed out
     /// of the span).
     pub allocbits: *mut u64,
+    /// Objects returned to this span (Small): a bit per object. Last, so that the fields
+    /// above, which every operation on the span reads, share the record's first lines.
+    pub freebits: [u64; FREEBITS_WORDS],
 }
 
 impl MSpan {
