@@ -11,8 +11,8 @@
 //! **Checked mode** (`GOALLOC_CHECK=1`) catches what the fast paths cannot, at the price of
 //! speed: every thread cache stays empty, so every `malloc` and `free` goes through
 //! mcentral under its lock, where
-//! - each span keeps a bitmap of its allocated objects: a second `free` of any object is
-//!   found, however long after the first;
+//! - every `free` reaches the object's span, whose bitmap of returned objects (kept in
+//!   every mode) finds a second `free` of any object, however long after the first;
 //! - a freed object is filled with `FREE_FILL`, every byte of it, and checked when it is
 //!   handed out again: a write after free is found (a span keeps its returned objects in a
 //!   bitmap, so no link is kept in freed memory that a stray write could corrupt).
@@ -22,13 +22,10 @@
 
 use crate::options;
 use crate::os;
-use crate::sync::Mutex;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// What a freed object holds in checked mode.
 pub const FREE_FILL: u8 = 0xdb;
-/// Bytes of an allocation bitmap: one bit per object of the largest count (8 KiB / 8 B).
-pub const BITMAP_BYTES: usize = 128;
 
 static CHECKED: AtomicBool = AtomicBool::new(false);
 
@@ -65,56 +62,7 @@ pub fn invalid(what: &str, p: usize) {
     }
 }
 
-/// Allocation bitmaps for spans in checked mode; a leaf lock (held across `fork` by the
-/// fork handlers, as every allocator lock).
-pub static BITMAPS: Mutex = Mutex::new();
-static BITMAP_ALLOC: crate::sync::Guarded<crate::fixalloc::FixAlloc> =
-    crate::sync::Guarded::new(crate::fixalloc::FixAlloc::new(BITMAP_BYTES));
-
-/// A zeroed bitmap, or null when out of memory.
-pub fn alloc_bitmap() -> *mut u64 {
-    BITMAPS.lock();
-    // SAFETY: BITMAPS is held.
-    let p = unsafe { BITMAP_ALLOC.get().alloc() } as *mut u64;
-    BITMAPS.unlock();
-    p
-}
-
-/// Returns a bitmap from `alloc_bitmap`.
-///
-/// # Safety
-/// `b` came from `alloc_bitmap` and is not used again.
-pub unsafe fn free_bitmap(b: *mut u64) {
-    BITMAPS.lock();
-    BITMAP_ALLOC.get().free(b as *mut u8);
-    BITMAPS.unlock();
-}
-
-/// Sets bit `i`; returns whether it was set before.
-///
-/// # Safety
-/// `b` is a live bitmap and `i < BITMAP_BYTES * 8`.
-#[inline]
-pub unsafe fn test_and_set(b: *mut u64, i: usize) -> bool {
-    let w = b.add(i / 64);
-    let was = *w & (1 << (i % 64)) != 0;
-    *w |= 1 << (i % 64);
-    was
-}
-
-/// Clears bit `i`; returns whether it was set before.
-///
-/// # Safety
-/// As `test_and_set`.
-#[inline]
-pub unsafe fn test_and_clear(b: *mut u64, i: usize) -> bool {
-    let w = b.add(i / 64);
-    let was = *w & (1 << (i % 64)) != 0;
-    *w &= !(1 << (i % 64));
-    was
-}
-
-/// Fills a freed object after its link word.
+/// Fills a freed object.
 ///
 /// # Safety
 /// `p` holds `size` writable bytes.
@@ -129,25 +77,4 @@ pub unsafe fn fill(p: *mut u8, size: usize) {
 /// `p` holds `size` readable bytes.
 pub unsafe fn fill_intact(p: *const u8, size: usize) -> bool {
     (0..size).all(|i| *p.add(i) == FREE_FILL)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bitmap_bits() {
-        let mut words = [0u64; BITMAP_BYTES / 8];
-        let b = words.as_mut_ptr();
-        // SAFETY: b has BITMAP_BYTES * 8 bits.
-        unsafe {
-            for i in [0, 63, 64, 500, 1023] {
-                assert!(!test_and_set(b, i));
-                assert!(test_and_set(b, i));
-                assert!(test_and_clear(b, i));
-                assert!(!test_and_clear(b, i));
-            }
-        }
-        assert!(words.iter().all(|&w| w == 0));
-    }
 }

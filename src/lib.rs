@@ -232,11 +232,9 @@ extern "C" fn fork_prepare() {
     }
     HEAP.lock.lock();
     mcache::CACHES.lock();
-    checked::BITMAPS.lock();
 }
 
 extern "C" fn fork_parent() {
-    checked::BITMAPS.unlock();
     mcache::CACHES.unlock();
     HEAP.lock.unlock();
     for c in CENTRAL.iter().skip(1).rev() {
@@ -246,7 +244,6 @@ extern "C" fn fork_parent() {
 
 extern "C" fn fork_child() {
     // The child's only thread took these locks in fork_prepare.
-    checked::BITMAPS.reset_after_fork();
     mcache::CACHES.reset_after_fork();
     HEAP.lock.reset_after_fork();
     for c in CENTRAL.iter().skip(1) {

@@ -83,30 +83,22 @@ fn max_batches(class: usize) -> usize {
 
 /// Moves up to `want` objects from span `s` onto the chain `*head`. Returns how many.
 /// Returned objects come first, lowest index first, found in the span's bitmap; then
-/// objects never handed out. In checked mode each object is marked allocated, and a
-/// returned one must still hold the fill (else something wrote to it after free).
+/// objects never handed out. In checked mode a returned object must still hold the fill
+/// (else something wrote to it after free).
 ///
 /// # Safety
 /// The caller owns `s` (its mcentral lock is held, or the span is not published yet).
 unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -> u32 {
     let mut n = 0;
     let size = (*s).elemsize as usize;
-    let bits = (*s).allocbits;
+    let checked = checked::enabled();
     while n < want {
         let Some(i) = (*s).take_returned() else {
             break;
         };
         let o = ((*s).start + i * size) as *mut FreeObject;
-        if !bits.is_null() {
-            if checked::test_and_set(bits, i) {
-                os::fatal_ptr(
-                    "corrupted span: a free object is marked allocated:",
-                    o as usize,
-                );
-            }
-            if !checked::fill_intact(o as *const u8, size) {
-                os::fatal_ptr("write after free detected in the object at", o as usize);
-            }
+        if checked && !checked::fill_intact(o as *const u8, size) {
+            os::fatal_ptr("write after free detected in the object at", o as usize);
         }
         (*o).next = *head;
         *head = o;
@@ -114,9 +106,6 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
     }
     while n < want && (*s).freeindex < (*s).nelems {
         let o = ((*s).start + (*s).freeindex as usize * size) as *mut FreeObject;
-        if !bits.is_null() {
-            checked::test_and_set(bits, (*s).freeindex as usize);
-        }
         (*o).next = *head;
         *head = o;
         (*s).freeindex += 1;
@@ -126,25 +115,21 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
     n
 }
 
-/// Returns object `o` to its span `s`. False when it is not allocated (checked mode's
-/// bitmap says so, or the span already has it back): a double free, already reported.
+/// Returns object `o` to its span `s` (in checked mode, filled). False when it is not
+/// allocated (the span has it back already, or never handed it out): a double free,
+/// already reported.
 ///
 /// # Safety
 /// The span's mcentral lock is held; `o` is an object of `s`.
 #[inline]
 unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject) -> bool {
-    let bits = (*s).allocbits;
     let i = object_index((*s).sizeclass as usize, o as usize - (*s).start);
-    if !bits.is_null() {
-        if !checked::test_and_clear(bits, i) {
-            checked::invalid("free(): double free", o as usize);
-            return false;
-        }
-        checked::fill(o as *mut u8, (*s).elemsize as usize);
-    }
     if !(*s).put_returned(i) {
         checked::invalid("free(): double free", o as usize);
         return false;
+    }
+    if checked::enabled() {
+        checked::fill(o as *mut u8, (*s).elemsize as usize);
     }
     (*s).alloc_count -= 1;
     true
@@ -206,14 +191,6 @@ impl MCentral {
             (*s).freebits = [0; FREEBITS_WORDS];
             (*s).nreturned = 0;
             (*s).scan = 0;
-            (*s).allocbits = ptr::null_mut();
-            if checked::enabled() {
-                (*s).allocbits = checked::alloc_bitmap();
-                if (*s).allocbits.is_null() {
-                    HEAP.free_span(s);
-                    return (ptr::null_mut(), 0);
-                }
-            }
             n = take_from_span(s, want, &mut head);
             self.lock.lock();
             let c = self.inner();
@@ -292,10 +269,6 @@ impl MCentral {
             let s = empty;
             empty = (*s).next;
             (*s).next = ptr::null_mut();
-            if !(*s).allocbits.is_null() {
-                checked::free_bitmap((*s).allocbits);
-                (*s).allocbits = ptr::null_mut();
-            }
             HEAP.free_span(s);
         }
     }

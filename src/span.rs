@@ -68,9 +68,6 @@ pub struct MSpan {
     pub released: bool,
     /// Free: when the span was freed (`os::nanotime`).
     pub free_time: u64,
-    /// Small, checked mode only: a bit per object, set while it is allocated (handed out
-    /// of the span).
-    pub allocbits: *mut u64,
     /// Objects returned to this span (Small): a bit per object. Last, so that the fields
     /// above, which every operation on the span reads, share the record's first lines.
     pub freebits: [u64; FREEBITS_WORDS],
@@ -157,12 +154,6 @@ impl MSpan {
                     i < self.freeindex as usize,
                     "a returned object was handed out before"
                 );
-                if !self.allocbits.is_null() {
-                    invariant!(
-                        *self.allocbits.add(i / 64) & (1 << (i % 64)) == 0,
-                        "a free object is marked allocated"
-                    );
-                }
                 n += 1;
             }
         }
@@ -296,7 +287,6 @@ mod tests {
             needzero: false,
             released: false,
             free_time: 0,
-            allocbits: ptr::null_mut(),
         }
     }
 
@@ -342,7 +332,7 @@ mod tests {
     #[test]
     fn span_record_size() {
         // README's known limits quote it.
-        assert_eq!(core::mem::size_of::<MSpan>(), 216);
+        assert_eq!(core::mem::size_of::<MSpan>(), 208);
     }
 
     #[test]

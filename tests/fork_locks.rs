@@ -1,5 +1,5 @@
-//! `fork` waits for the allocator's leaf locks (the thread caches' and checked mode's
-//! bitmaps'), so that the child never starts with one held by a thread it does not have.
+//! `fork` waits for the allocator's leaf lock (the thread caches'), so that the child
+//! never starts with it held by a thread it does not have.
 //!
 //! One test in its own binary: it forks.
 
@@ -36,7 +36,6 @@ fn fork_while_held(lock: &'static goalloc::sync::Mutex, name: &str) {
 }
 
 #[test]
-fn fork_waits_for_the_leaf_locks() {
-    fork_while_held(&goalloc::checked::BITMAPS, "bitmap");
+fn fork_waits_for_the_leaf_lock() {
     fork_while_held(&goalloc::mcache::CACHES, "thread-cache");
 }
