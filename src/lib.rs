@@ -321,7 +321,7 @@ pub unsafe fn free_as(p: *mut u8, call: &'static str) {
     let info = pagemap::page_info(p as usize);
     if info != 0 && pagemap::is_object_start(p as usize, info) {
         // SAFETY: the page map says p starts an object of this class.
-        unsafe { mcache::free(p, info & 0xff) }
+        unsafe { mcache::free_at(p, pagemap::info_slot(info)) }
     } else {
         // SAFETY: forwarded contract.
         unsafe { free_slow(p, info, call) }
@@ -422,7 +422,7 @@ fn small_class_of(p: *const u8, call: &str) -> Option<usize> {
         report(call, "invalid pointer (not the start of an object)", p);
         return None;
     }
-    Some(info & 0xff)
+    Some(pagemap::info_class(info))
 }
 
 /// Usable bytes of the object at `p` (at least what was requested); 0 for null and for a

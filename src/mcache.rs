@@ -69,6 +69,9 @@ pub struct FreeList {
     pub max_len: u32,
 }
 
+/// `repr(C)` so that `lists` is at offset 0: the fast paths then address a list as
+/// `cache + class × 16`, with no displacement to add.
+#[repr(C)]
 pub struct MCache {
     pub lists: [FreeList; NUM_CLASSES],
     /// Overflows in a row past one batch, per class (tcmalloc's `length_overages`).
@@ -271,8 +274,23 @@ fn alloc_slow(class: usize) -> *mut u8 {
 /// `p` is an allocated object of class `class` that the program no longer uses.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, class: usize) {
+    free_at(p, class << crate::pagemap::INFO_CLASS_SHIFT)
+}
+
+// `free_at` finds a list at byte offset `class × size_of::<FreeList>()`, which `lists`
+// being at offset 0 of `MCache` (`repr(C)`) makes the list's offset in the cache.
+const _: () = assert!(core::mem::size_of::<FreeList>() == 1 << crate::pagemap::INFO_CLASS_SHIFT);
+
+/// `free(p, slot >> INFO_CLASS_SHIFT)`, for the caller that has the class as the byte
+/// offset `slot` of its list (`pagemap::info_slot`).
+///
+/// # Safety
+/// As `free`.
+#[inline(always)]
+pub unsafe fn free_at(p: *mut u8, slot: usize) {
     let c = cache();
-    let l = (*c).lists.get_unchecked_mut(class);
+    let l = &mut *((c as *mut u8).add(slot) as *mut FreeList);
+    let class = slot >> crate::pagemap::INFO_CLASS_SHIFT;
     let o = p as *mut FreeObject;
     // A full list (always so in EMPTY) and an object freed twice in a row (the cheap case
     // of a double free; checked mode sees all) go the slow way.

@@ -35,9 +35,9 @@ pub struct HeapArena {
     /// a free span. Interior pages of a free span may keep a stale pointer (see
     /// `clear_info`); pages never used are null.
     pub spans: [AtomicPtr<MSpan>; PAGES_PER_ARENA],
-    /// For each page of a Small span: its size class in the low byte and the page's byte
-    /// offset within the span above it (so that `free` can check an object's offset
-    /// without loading the span). 0 for every other page.
+    /// For each page of a Small span, its info word (see `page_info`): the size class and
+    /// the page's byte offset within the span, so that `free` can check an object's offset
+    /// without loading the span. 0 for every other page.
     pub pageinfo: [AtomicU32; PAGES_PER_ARENA],
 }
 
@@ -58,9 +58,17 @@ fn page_in_arena(addr: usize) -> usize {
     (addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
 }
 
-/// The page-info word of the page holding `addr`: `class | page_offset << 8` for a page of
-/// a Small span, 0 when `addr` is in a Large or Free span or not ours at all (the caller
-/// then asks `span_of`).
+/// Where the page-info word keeps the size class: `class << INFO_CLASS_SHIFT`, which is
+/// also the byte offset of the class's list in a thread cache and of its entry in
+/// `CLASS_OFFSET_CHECK`, so that `free` indexes both with a mask and no shift.
+pub const INFO_CLASS_SHIFT: usize = 4;
+/// Where the page-info word keeps the page's byte offset within its span.
+pub const INFO_OFFSET_SHIFT: usize = 12;
+const _: () = assert!(crate::sizeclass::NUM_CLASSES << INFO_CLASS_SHIFT <= 1 << INFO_OFFSET_SHIFT);
+
+/// The page-info word of the page holding `addr`: `class << INFO_CLASS_SHIFT |
+/// page_offset << INFO_OFFSET_SHIFT` for a page of a Small span, 0 when `addr` is in a
+/// Large or Free span or not ours at all (the caller then asks `span_of`).
 #[inline(always)]
 pub fn page_info(addr: usize) -> usize {
     let a = arena_of(addr);
@@ -74,15 +82,31 @@ pub fn page_info(addr: usize) -> usize {
 /// The size class of the Small span holding `addr`, or 0 (see `page_info`).
 #[inline(always)]
 pub fn page_class(addr: usize) -> usize {
-    page_info(addr) & 0xff
+    info_class(page_info(addr))
+}
+
+/// The size class in a page-info word.
+#[inline(always)]
+pub fn info_class(info: usize) -> usize {
+    (info >> INFO_CLASS_SHIFT) & 0xff
+}
+
+/// `info_class(info) << INFO_CLASS_SHIFT`, with one mask: the byte offset of the class's
+/// 16-byte entries (see `INFO_CLASS_SHIFT`).
+#[inline(always)]
+pub fn info_slot(info: usize) -> usize {
+    info & (0xff << INFO_CLASS_SHIFT)
 }
 
 /// Whether `addr`, in a page whose info word is `info` (class != 0), is the start of an
 /// object: its offset in the span is a multiple of the class size below `nelems × size`.
 #[inline(always)]
 pub fn is_object_start(addr: usize, info: usize) -> bool {
-    use crate::sizeclass::{is_object_offset, PAGE_SIZE};
-    is_object_offset(info & 0xff, (addr & (PAGE_SIZE - 1)) + (info >> 8))
+    use crate::sizeclass::{is_object_offset_at, PAGE_SIZE};
+    is_object_offset_at(
+        info_slot(info),
+        (addr & (PAGE_SIZE - 1)) + (info >> INFO_OFFSET_SHIFT),
+    )
 }
 
 /// The span owning the page holding `addr`, or null.
@@ -151,7 +175,10 @@ pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
         }
         if class != 0 {
             for e in &a.pageinfo[first..first + n] {
-                e.store(class as u32 | off << 8, Ordering::Relaxed);
+                e.store(
+                    (class as u32) << INFO_CLASS_SHIFT | off << INFO_OFFSET_SHIFT,
+                    Ordering::Relaxed,
+                );
                 off += 1 << PAGE_SHIFT;
             }
         }

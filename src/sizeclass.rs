@@ -165,8 +165,8 @@ const fn gen_div_magic() -> [u32; NUM_CLASSES] {
 /// (Go's `divMagic`; checked exhaustively in the tests).
 pub const CLASS_DIV_MAGIC: [u32; NUM_CLASSES] = gen_div_magic();
 
-const fn gen_offset_check() -> [u64; NUM_CLASSES] {
-    let mut t = [0u64; NUM_CLASSES];
+const fn gen_offset_check() -> [[u64; 2]; NUM_CLASSES] {
+    let mut t = [[0u64; 2]; NUM_CLASSES];
     let mut c = 1;
     while c < NUM_CLASSES {
         let m = CLASS_DIV_MAGIC[c] as u64;
@@ -178,15 +178,17 @@ const fn gen_offset_check() -> [u64; NUM_CLASSES] {
         } else {
             CLASS_NELEMS[c] as u64 * e
         };
-        t[c] = m | limit << 32;
+        t[c][0] = m | limit << 32;
         c += 1;
     }
     t
 }
 
 /// Per class, for `is_object_offset` in one load: `M = CLASS_DIV_MAGIC` in the low half and
-/// the bound on `offset × M mod 2³²` for an object's start in the high half.
-pub const CLASS_OFFSET_CHECK: [u64; NUM_CLASSES] = gen_offset_check();
+/// the bound on `offset × M mod 2³²` for an object's start in the high half. An entry is
+/// 16 bytes (the second word unused), as a thread cache's list is, so that `free` finds
+/// both at the byte offset `class × 16` that the page-info word holds.
+pub static CLASS_OFFSET_CHECK: [[u64; 2]; NUM_CLASSES] = gen_offset_check();
 
 /// Whether byte `offset` of a span of class `class` starts an object, with one multiply
 /// and one compare. With `M = CLASS_DIV_MAGIC[class] = ⌈2³²/size⌉` and `e = size × M − 2³²`
@@ -203,8 +205,17 @@ pub const CLASS_OFFSET_CHECK: [u64; NUM_CLASSES] = gen_offset_check();
 #[inline(always)]
 pub fn is_object_offset(class: usize, offset: usize) -> bool {
     debug_assert!(class > 0 && class < NUM_CLASSES);
-    // SAFETY: class < NUM_CLASSES (callers pass a class from the page map).
-    let check = unsafe { *CLASS_OFFSET_CHECK.get_unchecked(class) };
+    is_object_offset_at(class * 16, offset)
+}
+
+/// `is_object_offset(slot / 16, offset)`, for the caller that has `class × 16` at hand
+/// (the page-info word's class bits, see `pagemap::INFO_CLASS_SHIFT`).
+#[inline(always)]
+pub fn is_object_offset_at(slot: usize, offset: usize) -> bool {
+    debug_assert!(slot.is_multiple_of(16) && slot / 16 < NUM_CLASSES);
+    // SAFETY: slot = class × 16 with class < NUM_CLASSES: the first word of the class's
+    // 16-byte entry.
+    let check = unsafe { *((CLASS_OFFSET_CHECK.as_ptr() as *const u8).add(slot) as *const u64) };
     (offset as u32).wrapping_mul(check as u32) < (check >> 32) as u32
 }
 
