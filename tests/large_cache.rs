@@ -1,6 +1,6 @@
 //! The caches of freed large spans: a thread keeps up to 16 freed spans of at most 128 KiB
-//! for its next allocation of the same length, and mheap keeps 16 longer ones (up to
-//! 1 MiB) whole; both give their spans back (at thread exit, and to `release_all` and the
+//! for its next allocation of the same length, and mheap keeps 32 longer ones (up to
+//! 1 MiB each, 8 MiB in all) whole; both give their spans back (at thread exit, and to `release_all` and the
 //! scavenger).
 //!
 //! One test in its own binary, so that no other test allocates large objects meanwhile
@@ -100,6 +100,27 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
             st.heap_idle, st.heap_released,
             "cached spans were released like other free pages"
         );
+        goalloc::validate();
+
+        // mheap's cache holds 32 spans: a program that cycles through 32 buffers of
+        // 256 KiB (longer than a thread keeps) gets each span back whole, newest first,
+        // without a split or a merge. With 16 slots the first 16 freed were merged into
+        // one free span, and the allocations then cut it up from its low end instead.
+        let n = 256 << 10;
+        let bufs: Vec<*mut u8> = (0..32).map(|_| goalloc::malloc(n)).collect();
+        for &o in &bufs {
+            o.write_bytes(9, n);
+        }
+        for &o in &bufs {
+            goalloc::free(o);
+        }
+        goalloc::validate();
+        for &o in bufs.iter().rev() {
+            assert_eq!(goalloc::malloc(n), o, "the cached span comes back whole");
+        }
+        for &o in &bufs {
+            goalloc::free(o);
+        }
         goalloc::validate();
     }
 }
