@@ -39,14 +39,17 @@ pub const MAX_CACHE_BYTES: usize = 8 << 20;
 const CACHE_STEP_BYTES: usize = 1 << 20;
 /// The most all threads' limits together may stand above their base.
 const OVERALL_CACHE_BYTES: usize = 32 << 20;
-/// Freed Large spans a thread keeps for its next allocation of the same length. With 8, a
-/// thread that allocates objects of 5..8 pages at random (`random`'s largest octave)
-/// found no span of the length it wanted for one free in four, and paid the heap lock
-/// twice (one to free the oldest kept span, one to allocate).
-const LARGE_SLOTS: usize = 16;
-/// The longest span a thread keeps: 16 pages (128 KiB). At most `LARGE_SLOTS` of them, so
-/// at most 2 MiB a thread.
+/// Freed Large spans a thread keeps for its next allocation of the same length. A thread
+/// that allocates objects of 5..8 pages at random (`random`'s largest octave) found no
+/// span of the length it wanted for one free in four with 8 slots, one in seven with 16
+/// and one in fourteen with 32, and each miss paid the heap lock twice (one to free the
+/// oldest kept span, one to allocate).
+const LARGE_SLOTS: usize = 32;
+/// The longest span a thread keeps: 16 pages (128 KiB).
 pub const LARGE_CACHE_MAX_PAGES: usize = 16;
+/// The most pages a thread keeps in all: 2 MiB (16 spans of the longest kept length, or 32
+/// of 8 pages).
+const LARGE_CACHE_TOTAL_PAGES: usize = 256;
 const _: () = assert!(
     LARGE_CACHE_MAX_PAGES <= u8::MAX as usize,
     "lengths kept as u8"
@@ -86,6 +89,8 @@ pub struct MCache {
     /// `large[i]`'s length in pages, so that looking for a length reads no span record.
     large_pages: [u8; LARGE_SLOTS],
     large_len: usize,
+    /// The sum of `large_pages[..large_len]`, at most `LARGE_CACHE_TOTAL_PAGES`.
+    large_total: usize,
     /// Classes whose list went below the cache (a refill or an overflow) since the last
     /// sweep, a bit per class.
     active: u128,
@@ -353,6 +358,7 @@ pub fn take_large(npages: usize) -> *mut MSpan {
                 (*c).large[i] = (*c).large[n - 1];
                 (*c).large_pages[i] = (*c).large_pages[n - 1];
                 (*c).large_len = n - 1;
+                (*c).large_total -= npages;
                 (*c).large_active = true;
                 (*s).state = SpanState::Large;
                 return s;
@@ -383,13 +389,21 @@ pub unsafe fn put_large(s: *mut MSpan) -> bool {
             return false;
         }
     }
-    if (*c).large_len == LARGE_SLOTS {
-        (*c).release_large(1);
+    let npages = (*s).npages;
+    let mut evict = 0;
+    let mut total = (*c).large_total + npages;
+    while (*c).large_len - evict == LARGE_SLOTS || total > LARGE_CACHE_TOTAL_PAGES {
+        total -= (*c).large_pages[evict] as usize;
+        evict += 1;
+    }
+    if evict > 0 {
+        (*c).release_large(evict);
     }
     (*s).state = SpanState::Cached;
     (*c).large[(*c).large_len] = s;
-    (*c).large_pages[(*c).large_len] = (*s).npages as u8;
+    (*c).large_pages[(*c).large_len] = npages as u8;
     (*c).large_len += 1;
+    (*c).large_total += npages;
     (*c).large_active = true;
     true
 }
@@ -411,6 +425,7 @@ impl MCache {
             large: [ptr::null_mut(); LARGE_SLOTS],
             large_pages: [0; LARGE_SLOTS],
             large_len: 0,
+            large_total: 0,
             active: 0,
             seen: [ptr::null_mut(); NUM_CLASSES],
             large_active: false,
@@ -494,8 +509,9 @@ impl MCache {
 
     /// Gives the `n` oldest kept large spans back to the heap.
     unsafe fn release_large(&mut self, n: usize) {
-        for &s in &self.large[..n] {
+        for (&s, &pages) in self.large[..n].iter().zip(&self.large_pages) {
             (*s).state = SpanState::Large;
+            self.large_total -= pages as usize;
             HEAP.free_span(s);
         }
         self.large.copy_within(n..self.large_len, 0);
@@ -695,6 +711,12 @@ impl MCache {
             assert!(npages <= LARGE_CACHE_MAX_PAGES);
             assert_eq!(npages, pages as usize, "kept length");
         }
+        let total: usize = self.large_pages[..self.large_len]
+            .iter()
+            .map(|&p| p as usize)
+            .sum();
+        assert_eq!(total, self.large_total, "kept pages");
+        assert!(total <= LARGE_CACHE_TOTAL_PAGES);
         assert_eq!(budget, self.budget_used);
         assert!(budget <= self.limit && self.limit <= MAX_CACHE_BYTES);
         assert!(self.limit - BASE_CACHE_BYTES <= CLAIMED.load(Ordering::Relaxed));

@@ -1,7 +1,7 @@
-//! The caches of freed large spans: a thread keeps up to 16 freed spans of at most 128 KiB
-//! for its next allocation of the same length, and mheap keeps 32 longer ones (up to
-//! 1 MiB each, 8 MiB in all) whole; both give their spans back (at thread exit, and to `release_all` and the
-//! scavenger).
+//! The caches of freed large spans: a thread keeps up to 32 freed spans of at most 128 KiB
+//! (2 MiB in all) for its next allocation of the same length, and mheap keeps 32 longer
+//! ones (up to 1 MiB each, 8 MiB in all) whole; both give their spans back (at thread
+//! exit, and to `release_all` and the scavenger).
 //!
 //! One test in its own binary, so that no other test allocates large objects meanwhile
 //! and the counters can be compared exactly.
@@ -40,15 +40,17 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
         goalloc::free(q);
         goalloc::validate();
 
-        // A thread keeps up to 16 spans, of any lengths up to 16 pages; when it exits it
-        // gives them to the heap.
+        // A thread keeps up to 32 spans, of any lengths up to 16 pages and 256 pages in
+        // all; when it exits it gives them to the heap.
         std::thread::spawn(move || {
             let r = goalloc::malloc(90_000);
             r.write_bytes(1, 90_000);
             goalloc::free(r);
             goalloc::validate();
-            // 16 objects of 5..16 pages (the smallest large object has 5), then 5..8 again.
-            let sizes: Vec<usize> = (0..16).map(|i| (5 + i % 12) * 8192 - 100).collect();
+            // 32 objects (the smallest large object has 5 pages): 16 of 5..16 pages, then
+            // 5..8, then 16 of 5..8 pages: 256 pages in all.
+            let pages = |i: usize| if i < 16 { 5 + i % 12 } else { 5 + i % 4 };
+            let sizes: Vec<usize> = (0..32).map(|i| pages(i) * 8192 - 100).collect();
             let objs: Vec<*mut u8> = sizes.iter().map(|&n| goalloc::malloc(n)).collect();
             for (&o, &n) in objs.iter().zip(&sizes) {
                 o.write_bytes(5, n);
@@ -58,7 +60,7 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
                 goalloc::free(o);
             }
             goalloc::validate();
-            assert_eq!(read().large_objects, live, "all 16 are kept by the thread");
+            assert_eq!(read().large_objects, live, "all 32 are kept by the thread");
             // Each comes back for its length, newest first.
             for (&o, &n) in objs.iter().zip(&sizes).rev() {
                 assert_eq!(
@@ -71,6 +73,17 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
             for &o in &objs {
                 goalloc::free(o);
             }
+            goalloc::validate();
+            // At most 256 pages: of 17 spans of 16 pages, the oldest goes to the heap.
+            goalloc::release_all();
+            let n = 16 * 8192 - 100;
+            let objs: Vec<*mut u8> = (0..17).map(|_| goalloc::malloc(n)).collect();
+            let live = read().large_objects;
+            for &o in &objs {
+                goalloc::free(o);
+            }
+            goalloc::validate();
+            assert_eq!(read().large_objects, live - 1, "16 of 17 kept (256 pages)");
         })
         .join()
         .unwrap();
