@@ -15,7 +15,7 @@ use crate::pagemap;
 use crate::sizeclass::{
     object_index, CLASS_BATCH, CLASS_NELEMS, CLASS_NPAGES, CLASS_SIZE, NUM_CLASSES,
 };
-use crate::span::{FreeObject, MSpan, MSpanList, SpanState, FREEBITS_WORDS};
+use crate::span::{FreeObject, MSpan, MSpanList, SpanState};
 use crate::sync::{Guarded, Mutex};
 use core::ptr;
 
@@ -188,7 +188,6 @@ impl MCentral {
             (*s).nelems = CLASS_NELEMS[class] as u32;
             (*s).freeindex = 0;
             (*s).alloc_count = 0;
-            (*s).freebits = [0; FREEBITS_WORDS];
             (*s).nreturned = 0;
             (*s).scan = 0;
             n = take_from_span(s, want, &mut head);

@@ -14,7 +14,7 @@ use crate::fixalloc::FixAlloc;
 use crate::os;
 use crate::pagemap::{self, HeapArena, ARENA_SIZE, HEAP_ARENA_BYTES};
 use crate::sizeclass::{PAGE_SHIFT, PAGE_SIZE};
-use crate::span::{MSpan, MSpanList, SpanState};
+use crate::span::{bitmap_words, MSpan, MSpanList, SpanState, FREEBITS_MAX_WORDS};
 use crate::sync::{Guarded, Mutex};
 use core::ptr;
 
@@ -84,6 +84,15 @@ const SPAN_CACHE_MAX_PAGES: usize = 1024;
 /// way of coalescing (and of `realloc` growing a neighbour in place).
 const SPAN_CACHE_MAX_SPAN_PAGES: usize = 128;
 
+/// Sizes of span bitmaps: 1, 2, 4, 8 and 16 words.
+const BITMAP_SIZES: usize = 5;
+const _: () = assert!(FREEBITS_MAX_WORDS == 1 << (BITMAP_SIZES - 1));
+
+/// Which of mheap's `bitmaps` serves a span of class `class`.
+fn bitmap_index(class: u8) -> usize {
+    bitmap_words(crate::sizeclass::CLASS_NELEMS[class as usize] as usize).trailing_zeros() as usize
+}
+
 /// `release_all` works in chunks of this many pages (64 MiB), so that no span is off the
 /// free lists for long.
 const RELEASE_ALL_CHUNK_PAGES: usize = 8192;
@@ -94,6 +103,8 @@ struct HeapInner {
     /// Bit n set when `free[n]` is not empty.
     nonempty: u128,
     spanalloc: FixAlloc,
+    /// The bitmaps of Small spans (`MSpan::freebits`): `bitmaps[k]` hands out 2^k words.
+    bitmaps: [FixAlloc; BITMAP_SIZES],
     /// Spans in state Releasing.
     releasing: MSpanList,
     /// Freed Large spans kept whole (state Cached), oldest first: a program that frees
@@ -119,6 +130,13 @@ pub static HEAP: MHeap = MHeap {
         cache_len: 0,
         cache_pages: 0,
         spanalloc: FixAlloc::new(core::mem::size_of::<MSpan>().next_multiple_of(8)),
+        bitmaps: [
+            FixAlloc::new(8),
+            FixAlloc::new(16),
+            FixAlloc::new(32),
+            FixAlloc::new(64),
+            FixAlloc::new(128),
+        ],
         cur: 0,
         cur_end: 0,
         stats: HeapStats {
@@ -281,6 +299,7 @@ impl MHeap {
             let h = self.inner();
             let mut st = h.stats;
             st.meta_bytes += h.spanalloc.sys;
+            st.meta_bytes += h.bitmaps.iter().map(|b| b.sys).sum::<usize>();
             st
         };
         self.lock.unlock();
@@ -354,7 +373,33 @@ impl HeapInner {
         best
     }
 
+    /// An in-use span of `npages` pages aligned to `align_pages` pages: Large when
+    /// `sizeclass` is 0, else Small with a zeroed bitmap. Null when out of memory.
     unsafe fn alloc_span_locked(
+        &mut self,
+        npages: usize,
+        align_pages: usize,
+        sizeclass: u8,
+    ) -> *mut MSpan {
+        if sizeclass == 0 {
+            return self.alloc_pages_locked(npages, align_pages, 0);
+        }
+        // The bitmap first: what fails then has taken no pages.
+        let bits = self.bitmaps[bitmap_index(sizeclass)].alloc() as *mut u64;
+        if bits.is_null() {
+            return ptr::null_mut();
+        }
+        let s = self.alloc_pages_locked(npages, align_pages, sizeclass);
+        if s.is_null() {
+            self.bitmaps[bitmap_index(sizeclass)].free(bits as *mut u8);
+            return ptr::null_mut();
+        }
+        (*s).freebits = bits;
+        s
+    }
+
+    /// `alloc_span_locked` without the bitmap.
+    unsafe fn alloc_pages_locked(
         &mut self,
         npages: usize,
         align_pages: usize,
@@ -582,6 +627,8 @@ impl HeapInner {
             self.stats.large_pages_inuse -= npages;
         } else {
             pagemap::clear_info((*s).start, npages);
+            self.bitmaps[bitmap_index((*s).sizeclass)].free((*s).freebits as *mut u8);
+            (*s).freebits = ptr::null_mut();
         }
         (*s).sizeclass = 0;
         (*s).needzero = true;
@@ -801,6 +848,7 @@ impl HeapInner {
             while !s.is_null() {
                 let sp = &*s;
                 invariant_eq!(sp.state, SpanState::Free);
+                invariant!(sp.freebits.is_null(), "a free span has no bitmap");
                 invariant_eq!(list_index(sp.npages), i);
                 invariant!(!seen_released || sp.released, "resident spans come first");
                 seen_released |= sp.released;

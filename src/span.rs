@@ -10,7 +10,9 @@
 //!   out; objects returned to the span have their bit set in `freebits` (as Go's
 //!   `allocBits`, a bitmap rather than a list threaded through the objects: taking a batch
 //!   out of a span then reads no object, where following a list would wait for a cache
-//!   miss per object). Invariant: `alloc_count + nreturned + (nelems - freeindex) ==
+//!   miss per object). The bitmap lives outside the record, sized by class (8 to 128
+//!   bytes, from mheap's `bitmaps`), so that the records of Free and Large spans and of
+//!   the classes with few objects per span do not carry room for 1024 bits. Invariant: `alloc_count + nreturned + (nelems - freeindex) ==
 //!   nelems`, where `alloc_count` counts objects held by caches, transfer batches and the
 //!   program.
 //! - **Large**: one object of `npages` pages (class 0), handed to the program. Every page
@@ -38,8 +40,15 @@ pub enum SpanState {
     Cached = 4,
 }
 
-/// Words of a span's `freebits`: enough for the most objects a span holds (1024 of 8 B).
-pub const FREEBITS_WORDS: usize = 16;
+/// The most words a span's `freebits` has: enough for the most objects a span holds (1024
+/// of 8 B).
+pub const FREEBITS_MAX_WORDS: usize = 16;
+
+/// Words of the bitmap of a span of `nelems` objects: a power of two, so that the bitmaps
+/// come in five sizes (1, 2, 4, 8 and 16 words).
+pub const fn bitmap_words(nelems: usize) -> usize {
+    nelems.div_ceil(64).next_power_of_two()
+}
 
 #[repr(C)]
 pub struct MSpan {
@@ -50,6 +59,9 @@ pub struct MSpan {
     /// Address of the first page.
     pub start: usize,
     pub npages: usize,
+    /// Small: `bitmap_words(nelems)` words, a bit per object returned to this span (and
+    /// not taken again). Null in every other state.
+    pub freebits: *mut u64,
     /// Set bits in `freebits`.
     pub nreturned: u32,
     /// No bit is set in the words of `freebits` before this one.
@@ -68,9 +80,6 @@ pub struct MSpan {
     pub released: bool,
     /// Free: when the span was freed (`os::nanotime`).
     pub free_time: u64,
-    /// Objects returned to this span (Small): a bit per object. Last, so that the fields
-    /// above, which every operation on the span reads, share the record's first lines.
-    pub freebits: [u64; FREEBITS_WORDS],
 }
 
 impl MSpan {
@@ -100,10 +109,15 @@ impl MSpan {
     pub unsafe fn put_returned(&mut self, i: usize) -> bool {
         let w = i / 64;
         let bit = 1u64 << (i % 64);
-        if i >= self.freeindex as usize || self.freebits[w] & bit != 0 {
+        if i >= self.freeindex as usize {
             return false;
         }
-        self.freebits[w] |= bit;
+        // SAFETY: i < freeindex <= nelems, so w is within the bitmap.
+        let word = &mut *self.freebits.add(w);
+        if *word & bit != 0 {
+            return false;
+        }
+        *word |= bit;
         self.nreturned += 1;
         if (w as u32) < self.scan {
             self.scan = w as u32;
@@ -123,11 +137,14 @@ impl MSpan {
             return None;
         }
         let mut w = self.scan as usize;
-        while self.freebits[w] == 0 {
+        // SAFETY: nreturned > 0, so a set bit lies at or after the scan word, within the
+        // bitmap.
+        while *self.freebits.add(w) == 0 {
             w += 1;
         }
-        let bits = self.freebits[w];
-        self.freebits[w] = bits & (bits - 1);
+        let word = &mut *self.freebits.add(w);
+        let bits = *word;
+        *word = bits & (bits - 1);
         self.nreturned -= 1;
         self.scan = w as u32;
         Some(w * 64 + bits.trailing_zeros() as usize)
@@ -140,8 +157,11 @@ impl MSpan {
     pub unsafe fn validate_small(&self) {
         invariant_eq!(self.state, SpanState::Small);
         invariant!(self.freeindex <= self.nelems);
+        invariant!(!self.freebits.is_null(), "a Small span has a bitmap");
         let mut n = 0u32;
-        for (w, &bits) in self.freebits.iter().enumerate() {
+        // SAFETY: a Small span's bitmap has bitmap_words(nelems) words.
+        let words = core::slice::from_raw_parts(self.freebits, bitmap_words(self.nelems as usize));
+        for (w, &bits) in words.iter().enumerate() {
             invariant!(
                 bits == 0 || w as u32 >= self.scan,
                 "a returned object before the scan"
@@ -275,7 +295,7 @@ mod tests {
             list: ptr::null_mut(),
             start,
             npages: 1,
-            freebits: [0; FREEBITS_WORDS],
+            freebits: ptr::null_mut(),
             nreturned: 0,
             scan: 0,
             freeindex: 0,
@@ -332,12 +352,27 @@ mod tests {
     #[test]
     fn span_record_size() {
         // README's known limits quote it.
-        assert_eq!(core::mem::size_of::<MSpan>(), 208);
+        assert_eq!(core::mem::size_of::<MSpan>(), 88);
+    }
+
+    #[test]
+    fn bitmap_sizes() {
+        assert_eq!(bitmap_words(1), 1);
+        assert_eq!(bitmap_words(64), 1);
+        assert_eq!(bitmap_words(65), 2);
+        assert_eq!(bitmap_words(170), 4);
+        assert_eq!(bitmap_words(1024), FREEBITS_MAX_WORDS);
+        for c in 1..crate::sizeclass::NUM_CLASSES {
+            let n = crate::sizeclass::CLASS_NELEMS[c] as usize;
+            assert!(bitmap_words(n) * 64 >= n && bitmap_words(n) <= FREEBITS_MAX_WORDS);
+        }
     }
 
     #[test]
     fn returned_objects_come_back_lowest_first() {
+        let mut bits = [0u64; FREEBITS_MAX_WORDS];
         let mut s = span(0x10000);
+        s.freebits = bits.as_mut_ptr();
         s.state = SpanState::Small;
         s.nelems = 1024;
         s.elemsize = 8;
