@@ -59,9 +59,9 @@
 //! 4. **Large** (> 32 KiB): a span of whole pages. A thread keeps its last 32 freed spans
 //!    of at most 16 pages (2 MiB in all) and reuses one of the same length without any
 //!    lock; mheap keeps 32 freed spans of up to 1 MiB whole, reused for the same length
-//!    without a split or a merge. Otherwise the span is found on mheap's free lists by length (best fit), else by
-//!    mapping more of the current arena, else by reserving new arenas; a free that is not
-//!    cached coalesces it with free neighbours.
+//!    without a split or a merge. Otherwise the span is found on mheap's free lists by
+//!    length (best fit), else by mapping more of the current arena, else by reserving new
+//!    arenas; a free that is not cached coalesces it with free neighbours.
 //! 5. **Zeroing**: spans know whether their pages may hold old data (`needzero`): pages
 //!    fresh from the OS or released with `MADV_DONTNEED` are zero, so `calloc` of a large
 //!    object does not clear them again.

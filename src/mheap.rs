@@ -75,7 +75,7 @@ pub struct Scavenged {
 /// Slots of the span cache: 32, so that a program cycling through 32 buffers of 256 KiB
 /// (longer than a thread keeps; 8 MiB, the cache's bound in pages) gets each back whole.
 /// With 16, half of them were merged and split again on every round: 571 instructions a
-/// malloc+free (callgrind, `pairs -P batch -S 262144`), 360 with 32.
+/// malloc+free (callgrind, `pairs -P batch -S 262144`), 356 with 32.
 const SPAN_CACHE_SLOTS: usize = 32;
 /// The most pages the span cache holds in all (8 MiB).
 const SPAN_CACHE_MAX_PAGES: usize = 1024;

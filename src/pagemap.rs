@@ -61,7 +61,8 @@ fn arena_index(addr: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         let i: usize;
-        // SAFETY: a shift of a register; no memory, no flags that the compiler relies on.
+        // SAFETY: a shift of a register: it touches no memory and no stack, and the flags
+        // it changes are not declared preserved.
         unsafe {
             core::arch::asm!(
                 "shr {i}, {s}",
@@ -90,6 +91,17 @@ pub const INFO_CLASS_SHIFT: usize = 4;
 /// Where the page-info word keeps the page's byte offset within its span.
 pub const INFO_OFFSET_SHIFT: usize = 12;
 const _: () = assert!(crate::sizeclass::NUM_CLASSES << INFO_CLASS_SHIFT <= 1 << INFO_OFFSET_SHIFT);
+const _: () = {
+    let mut c = 1;
+    while c < crate::sizeclass::NUM_CLASSES {
+        let bytes = (crate::sizeclass::CLASS_NPAGES[c] as usize) << PAGE_SHIFT;
+        assert!(
+            bytes << INFO_OFFSET_SHIFT <= 1 << 32,
+            "a Small span's page offsets fit in the info word"
+        );
+        c += 1;
+    }
+};
 
 /// The page-info word of the page holding `addr`: `class << INFO_CLASS_SHIFT |
 /// page_offset << INFO_OFFSET_SHIFT` for a page of a Small span, 0 when `addr` is in a
