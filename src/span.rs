@@ -12,9 +12,9 @@
 //!   out of a span then reads no object, where following a list would wait for a cache
 //!   miss per object). The bitmap lives outside the record, sized by class (8 to 128
 //!   bytes, from mheap's `bitmaps`), so that the records of Free and Large spans and of
-//!   the classes with few objects per span do not carry room for 1024 bits. Invariant: `alloc_count + nreturned + (nelems - freeindex) ==
-//!   nelems`, where `alloc_count` counts objects held by caches, transfer batches and the
-//!   program.
+//!   the classes with few objects per span do not carry room for 1024 bits. Invariant:
+//!   `alloc_count + nreturned + (nelems - freeindex) == nelems`, where `alloc_count`
+//!   counts objects held by caches, transfer batches and the program.
 //! - **Large**: one object of `npages` pages (class 0), handed to the program. Every page
 //!   maps to the span.
 
