@@ -87,11 +87,12 @@
 //!   for its own reasons and installs the real cache there.
 //! - **Size to class by table**: an add, a shift and a byte load, for every small size.
 //! - **Page map in two dependent loads.** The arena index is a 32 MiB static in `.bss`
-//!   (free until touched), so its address is a constant; then one 32-bit word per page
-//!   holds the class and the page's offset in its span. The class is kept as `class × 16`,
-//!   which is also the byte offset of the class's list in the thread cache (`MCache` is
-//!   `repr(C)` with the lists first) and of its entry in the table of the bad-pointer
-//!   check: `free` indexes both with one mask, and no shift.
+//!   (free until touched), so its address is a constant; then one 16-bit word per page
+//!   (a cache line maps 256 KiB of heap) holds the class and the page's index in its span,
+//!   read with one `movzx` and turned into a byte offset by `and` and a scaled `lea`. The
+//!   class is kept as `class × 16`, which is also the byte offset of the class's list in
+//!   the thread cache (`MCache` is `repr(C)` with the lists first) and of its entry in the
+//!   table of the bad-pointer check: `free` indexes both with one mask, and no shift.
 //! - **The bad-pointer check is one multiply and one compare**: the offset in the span
 //!   times a per-class magic number, compared with a per-class bound, tells whether it is
 //!   the start of one of the span's objects (see `sizeclass::is_object_offset`). This and
