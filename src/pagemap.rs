@@ -39,7 +39,8 @@ pub struct HeapArena {
     /// the page's index within the span, so that `free` can check an object's offset
     /// without loading the span. 0 for every other page. Two bytes a page, so that one
     /// cache line covers 256 KiB of heap: in `random` (a heap of about 120 MiB, freed in
-    /// random order) the load of this word was `free`'s most frequent D1 miss.
+    /// random order), the load of this word missed the simulated 512 KiB LL 32k times
+    /// under cachegrind, against 69k with four bytes.
     pub pageinfo: [AtomicU16; PAGES_PER_ARENA],
 }
 
@@ -176,9 +177,8 @@ pub fn info_page_offset(info: usize) -> usize {
     (info & INFO_PAGE_MASK) << (PAGE_SHIFT - INFO_PAGE_SHIFT)
 }
 
-/// Whether `addr`, in a page whose info word is `info`, is the start of an object: its
-/// offset in the span is a multiple of the class size below `nelems × size`. False when
-/// `info` is 0 (not a Small span's page): class 0's entry has the bound 0.
+/// Whether `addr`, in a page whose info word is `info` (class != 0), is the start of an
+/// object: its offset in the span is a multiple of the class size below `nelems × size`.
 #[inline(always)]
 pub fn is_object_start(addr: usize, info: usize) -> bool {
     use crate::sizeclass::{is_object_offset_at, PAGE_SIZE};
