@@ -76,9 +76,9 @@
 //!
 //! A small `malloc` plus `free` is about 60 instructions (`scripts/bench.sh --callgrind`,
 //! the same for fixed sizes, cycling sizes and a ring of 1000 live objects): 17 in
-//! `malloc` and 37 in `free` (their code, as `objdump -d` shows it), the rest the calls.
-//! Neither has a stack frame, a call or an atomic operation when the thread's list can
-//! serve it:
+//! `malloc` and 39 in `free`, `ret` included (their code, as `objdump -d` shows it), the
+//! rest the calls through the PLT. Neither has a stack frame, a call or an atomic
+//! operation when the thread's list can serve it:
 //!
 //! - **Initial-exec TLS.** The thread's cache is one `%fs`-relative load through a GOT
 //!   slot (a `global_asm!` TLS symbol), not a call to `__tls_get_addr`. The slot starts
