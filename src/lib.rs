@@ -116,11 +116,18 @@
 //!
 //! # Lock order
 //!
-//! `mcentral[c].lock` (one class at a time) → `mheap.lock`. The fixed-size allocator for
-//! spans is guarded by `mheap.lock`. The scavenger takes only `mheap.lock`, and calls
-//! `madvise` without it on spans it has taken off the free lists (state Releasing). No lock is held while calling into the program or
-//! while another class's lock is taken. `fork()` takes every lock in this order first
-//! (`pthread_atfork`), so the child starts with a consistent heap.
+//! `mcentral[c].lock` (one class at a time) → `mheap.lock` → `CACHES` (the registry of
+//! thread caches, a leaf). The fixed-size allocator for spans is guarded by `mheap.lock`.
+//! The scavenger takes only `mheap.lock`, and calls `madvise` without it on spans it has
+//! taken off the free lists (state Releasing). No lock is held while calling into the
+//! program or libc's locking functions, or while another class's lock is taken.
+//!
+//! libc's locks come first: stdio's list of streams, then a stream's lock, then the
+//! allocator's, since stdio allocates while it holds a stream. `fork()` takes stdio's list
+//! and then every allocator lock in this order (`pthread_atfork`), so the child starts
+//! with a consistent heap and no thread waits in a cycle with `fork`; a process with one
+//! thread takes none, and a signal handler that forks inside a fork only counts. See
+//! `fork` for the protocol and the one libc lock it cannot order.
 //!
 //! # Glossary
 //!
@@ -168,6 +175,7 @@ macro_rules! invariant_eq {
 pub mod checked;
 pub mod ffi;
 pub mod fixalloc;
+mod fork;
 mod global_alloc;
 pub mod mcache;
 pub mod mcentral;
@@ -216,10 +224,7 @@ fn init_slow() -> bool {
             }
             INIT_STATE.store(READY, Ordering::Release);
             // After READY: pthread_atfork may allocate, which must then find us ready.
-            // SAFETY: the handlers are valid extern "C" fns that stay loaded.
-            unsafe {
-                libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child))
-            };
+            fork::install();
             true
         }
         Err(_) => {
@@ -230,34 +235,6 @@ fn init_slow() -> bool {
             INIT_STATE.load(Ordering::Acquire) == READY
         }
     }
-}
-
-extern "C" fn fork_prepare() {
-    for c in CENTRAL.iter().skip(1) {
-        c.lock.lock();
-    }
-    HEAP.lock.lock();
-    mcache::CACHES.lock();
-}
-
-extern "C" fn fork_parent() {
-    mcache::CACHES.unlock();
-    HEAP.lock.unlock();
-    for c in CENTRAL.iter().skip(1).rev() {
-        c.lock.unlock();
-    }
-}
-
-extern "C" fn fork_child() {
-    // The child's only thread took these locks in fork_prepare.
-    mcache::CACHES.reset_after_fork();
-    HEAP.lock.reset_after_fork();
-    for c in CENTRAL.iter().skip(1) {
-        c.lock.reset_after_fork();
-    }
-    HEAP.after_fork_child();
-    mcache::after_fork_child();
-    scavenger::after_fork_child();
 }
 
 /// Allocates `size` bytes: 16-byte aligned from 16 bytes up, 8-byte aligned below.

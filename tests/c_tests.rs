@@ -79,6 +79,16 @@ const FORK: Program = Program {
     timeout: Duration::from_secs(120),
     ..c("fork", &["fork.c"])
 };
+/// fork beside stdio's locks for 3 s; a hang is caught by the program's own watchdog.
+const FORK_STDIO: Program = Program {
+    args: &["3000"],
+    ..c("fork_stdio", &["fork_stdio.c"])
+};
+/// fork from a SIGPROF handler while the main loop forks, for 3 s; watchdog as above.
+const FORK_SIGNAL: Program = Program {
+    args: &["3000"],
+    ..c("fork_signal", &["fork_signal.c"])
+};
 /// 5000 threads, 50 at a time.
 const THREAD_CHURN: Program = Program {
     args: &["5000", "50"],
@@ -132,6 +142,10 @@ c_test!(threads_preload, THREADS, Mode::Preload);
 c_test!(threads_linked, THREADS, Mode::Linked);
 c_test!(fork_preload, FORK, Mode::Preload);
 c_test!(fork_linked, FORK, Mode::Linked);
+c_test!(fork_stdio_preload, FORK_STDIO, Mode::Preload);
+c_test!(fork_stdio_linked, FORK_STDIO, Mode::Linked);
+c_test!(fork_signal_preload, FORK_SIGNAL, Mode::Preload);
+c_test!(fork_signal_linked, FORK_SIGNAL, Mode::Linked);
 c_test!(thread_churn_preload, THREAD_CHURN, Mode::Preload);
 c_test!(thread_churn_linked, THREAD_CHURN, Mode::Linked);
 c_test!(startup_preload, STARTUP, Mode::Preload);
