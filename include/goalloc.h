@@ -20,11 +20,12 @@
 typedef struct goalloc_class_stats {
   // Object size of the class, in bytes.
   uint64_t size;
-  // Objects of the class allocated so far.
+  // Objects of the class allocated so far, by every thread (calls of `malloc` and its
+  // kin that this class served).
   uint64_t mallocs;
   // Objects of the class freed so far.
   uint64_t frees;
-  // Objects live now (`mallocs - frees`).
+  // Objects live now (`mallocs - frees`); an object in a thread's cache is free.
   uint64_t live;
   // Spans of the class in use.
   uint64_t spans;
@@ -33,8 +34,14 @@ typedef struct goalloc_class_stats {
 } goalloc_class_stats;
 
 // The allocator's figures, in bytes unless named otherwise.
+//
+// Exact whenever no other thread is inside the allocator (a quiescent point: after the
+// other threads are joined, or while they wait): every call of every thread, exited
+// threads included, is counted, and objects or large spans that thread caches keep for
+// reuse count as free. While other threads allocate, each figure may be off by what
+// they did while it was read, and `mallocs - frees == heap_objects` may not hold.
 typedef struct goalloc_mem_stats {
-  // Bytes of allocated objects (small objects at their class size, large at whole pages).
+  // Bytes of live objects (small objects at their class size, large at whole pages).
   uint64_t heap_alloc;
   // Bytes allocated so far, freed or not.
   uint64_t total_alloc;

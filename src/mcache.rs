@@ -29,7 +29,7 @@ use crate::sizeclass::{CLASS_BATCH, CLASS_SIZE, NUM_CLASSES};
 use crate::span::{FreeObject, MSpan, SpanState};
 use crate::sync::{Guarded, Mutex};
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// A thread's first limit on `Σ max_len × size`.
 pub const BASE_CACHE_BYTES: usize = 1 << 20;
@@ -66,17 +66,47 @@ const MAX_LIST_LEN: u32 = 8192;
 #[repr(C)]
 pub struct FreeList {
     pub head: *mut FreeObject,
-    pub len: u32,
+    /// Objects on the list. Atomic only so that `totals` may read it from another thread
+    /// (relaxed loads and stores: the owner's update is still one `inc`/`dec` on memory).
+    len: AtomicU32,
     /// Flush when `len` exceeds this. 0 until the thread is registered, so that the first
     /// free of each class takes the slow path.
     pub max_len: u32,
 }
+
+impl FreeList {
+    #[inline(always)]
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> u32 {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    fn set_len(&self, n: u32) {
+        self.len.store(n, Ordering::Relaxed)
+    }
+}
+
+/// A class's figures and sweep state, 16 bytes like a `FreeList`, so that the fast path
+/// that found the list at `cache + class × 16` finds these at a constant distance from it.
+#[repr(C)]
+struct ClassCounts {
+    /// Objects of the class this thread's cache handed to the program. Written only by the
+    /// owner (one `inc` on memory in `pop`), read by `totals` from any thread.
+    nmalloc: AtomicU64,
+    /// The list's head at the last sweep: a list whose head is the same and that made no
+    /// trip was not used since (or only to take and give back its first object).
+    seen: *mut FreeObject,
+}
+
+const _: () = assert!(core::mem::size_of::<ClassCounts>() == core::mem::size_of::<FreeList>());
 
 /// `repr(C)` so that `lists` is at offset 0: the fast paths then address a list as
 /// `cache + class × 16`, with no displacement to add.
 #[repr(C)]
 pub struct MCache {
     pub lists: [FreeList; NUM_CLASSES],
+    counts: [ClassCounts; NUM_CLASSES],
     /// Overflows in a row past one batch, per class (tcmalloc's `length_overages`).
     overages: [u8; NUM_CLASSES],
     /// `Σ max_len × size`.
@@ -88,15 +118,17 @@ pub struct MCache {
     large: [*mut MSpan; LARGE_SLOTS],
     /// `large[i]`'s length in pages, so that looking for a length reads no span record.
     large_pages: [u8; LARGE_SLOTS],
-    large_len: usize,
+    /// How many spans are kept. Atomic, as `large_total`, only for `totals`' readers.
+    large_len: AtomicUsize,
     /// The sum of `large_pages[..large_len]`, at most `LARGE_CACHE_TOTAL_PAGES`.
-    large_total: usize,
+    large_total: AtomicUsize,
+    /// Large allocations served from the kept spans, and their pages: they never reach
+    /// mheap, whose counts see the rest.
+    large_hits: AtomicU64,
+    large_hit_pages: AtomicU64,
     /// Classes whose list went below the cache (a refill or an overflow) since the last
     /// sweep, a bit per class.
     active: u128,
-    /// Each list's head at the last sweep: a list whose head is the same and that made no
-    /// trip was not used since (or only to take and give back its first object).
-    seen: [*mut FreeObject; NUM_CLASSES],
     /// A kept large span was taken or one was kept since the last sweep.
     large_active: bool,
     /// Trips below the cache (refills, overflows, large allocations from the heap) since
@@ -104,6 +136,9 @@ pub struct MCache {
     trips: u32,
     /// The pthread key's value is set, so the destructor will run at thread exit.
     registered: bool,
+    /// The list of every cache in use (`ALL`), guarded by `CACHES`.
+    next: *mut MCache,
+    prev: *mut MCache,
 }
 
 /// Thread caches come from here (each on cache lines of its own) and go back here when
@@ -112,6 +147,16 @@ static CACHE_ALLOC: Guarded<FixAlloc> = Guarded::new(FixAlloc::new(
     core::mem::size_of::<MCache>().next_multiple_of(64),
 ));
 pub static CACHES: Mutex = Mutex::new();
+/// The first of the caches in use, linked through `next`/`prev`; guarded by `CACHES`. In
+/// a forked child it keeps the caches of the threads that did not come along, whose
+/// counts and objects `totals` still sees.
+static ALL: Guarded<*mut MCache> = Guarded::new(ptr::null_mut());
+
+/// The counts of the caches that went back at their thread's exit, and of the operations
+/// of exited threads (which have no cache), per class.
+static EXITED_NMALLOC: [AtomicU64; NUM_CLASSES] = [const { AtomicU64::new(0) }; NUM_CLASSES];
+static EXITED_LARGE_HITS: AtomicU64 = AtomicU64::new(0);
+static EXITED_LARGE_HIT_PAGES: AtomicU64 = AtomicU64::new(0);
 
 /// Bytes mapped for thread caches.
 pub fn meta_bytes() -> usize {
@@ -221,14 +266,25 @@ fn new_cache() -> *mut MCache {
         return ptr::null_mut();
     }
     CACHES.lock();
-    // SAFETY: CACHES is held.
-    let p = unsafe { CACHE_ALLOC.get().alloc() } as *mut MCache;
+    // SAFETY: CACHES is held; a fresh block of MCache's size, 64-byte aligned, is ours
+    // alone until it is linked into ALL, which CACHES guards.
+    let p = unsafe {
+        let p = CACHE_ALLOC.get().alloc() as *mut MCache;
+        if !p.is_null() {
+            p.write(MCache::new());
+            let all = ALL.get();
+            (*p).next = *all;
+            if !(*all).is_null() {
+                (**all).prev = p;
+            }
+            *all = p;
+        }
+        p
+    };
     CACHES.unlock();
     if p.is_null() {
         return ptr::null_mut();
     }
-    // SAFETY: p is a fresh block of MCache's size, 64-byte aligned, ours alone.
-    unsafe { p.write(MCache::new()) };
     set_slot(p);
     p
 }
@@ -255,7 +311,16 @@ pub fn pop(class: usize) -> *mut u8 {
         let o = l.head;
         if !o.is_null() {
             l.head = (*o).next;
-            l.len -= 1;
+            l.set_len(l.len() - 1);
+            // The class's counts sit at a constant distance from its list (`lists` at
+            // offset 0, both 16 bytes a class): addressed from the list, the increment
+            // is one instruction.
+            let n = &(*(ptr::from_mut(l)
+                .cast::<u8>()
+                .add(core::mem::offset_of!(MCache, counts))
+                .cast::<ClassCounts>()))
+            .nmalloc;
+            n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
         o as *mut u8
     }
@@ -267,7 +332,11 @@ fn alloc_slow(class: usize) -> *mut u8 {
     let c = own_cache();
     if c.is_null() {
         // An exited thread: one object straight from mcentral.
-        return CENTRAL[class].refill(class, 1).0 as *mut u8;
+        let o = CENTRAL[class].refill(class, 1).0 as *mut u8;
+        if !o.is_null() {
+            EXITED_NMALLOC[class].fetch_add(1, Ordering::Relaxed);
+        }
+        return o;
     }
     // SAFETY: the calling thread's own cache.
     unsafe { (*c).refill(class) }
@@ -299,10 +368,10 @@ pub unsafe fn free_at(p: *mut u8, slot: usize) {
     let o = p as *mut FreeObject;
     // A full list (always so in EMPTY) and an object freed twice in a row (the cheap case
     // of a double free; checked mode sees all) go the slow way.
-    if l.len < l.max_len && o != l.head {
+    if l.len() < l.max_len && o != l.head {
         (*o).next = l.head;
         l.head = o;
-        l.len += 1;
+        l.set_len(l.len() + 1);
         return;
     }
     free_slow(p, class)
@@ -326,8 +395,8 @@ unsafe fn free_slow(p: *mut u8, class: usize) {
     }
     (*o).next = l.head;
     l.head = o;
-    l.len += 1;
-    if l.len > l.max_len {
+    l.set_len(l.len() + 1);
+    if l.len() > l.max_len {
         (*c).overflow(class);
     }
 }
@@ -349,7 +418,7 @@ pub fn take_large(npages: usize) -> *mut MSpan {
     let c = cache();
     // SAFETY: this thread's cache (EMPTY has no spans); its spans are its own.
     unsafe {
-        let n = (*c).large_len;
+        let n = (*c).large_len();
         for i in (0..n).rev() {
             if (*c).large_pages[i] as usize == npages {
                 let s = (*c).large[i];
@@ -357,8 +426,11 @@ pub fn take_large(npages: usize) -> *mut MSpan {
                 // (which eviction relies on) without moving the rest.
                 (*c).large[i] = (*c).large[n - 1];
                 (*c).large_pages[i] = (*c).large_pages[n - 1];
-                (*c).large_len = n - 1;
-                (*c).large_total -= npages;
+                (*c).large_len.store(n - 1, Ordering::Relaxed);
+                (*c).large_total.fetch_sub(npages, Ordering::Relaxed);
+                (*c).large_hits.fetch_add(1, Ordering::Relaxed);
+                (*c).large_hit_pages
+                    .fetch_add(npages as u64, Ordering::Relaxed);
                 (*c).large_active = true;
                 (*s).state = SpanState::Large;
                 return s;
@@ -391,8 +463,8 @@ pub unsafe fn put_large(s: *mut MSpan) -> bool {
     }
     let npages = (*s).npages;
     let mut evict = 0;
-    let mut total = (*c).large_total + npages;
-    while (*c).large_len - evict == LARGE_SLOTS || total > LARGE_CACHE_TOTAL_PAGES {
+    let mut total = (*c).large_total.load(Ordering::Relaxed) + npages;
+    while (*c).large_len() - evict == LARGE_SLOTS || total > LARGE_CACHE_TOTAL_PAGES {
         total -= (*c).large_pages[evict] as usize;
         evict += 1;
     }
@@ -400,10 +472,11 @@ pub unsafe fn put_large(s: *mut MSpan) -> bool {
         (*c).release_large(evict);
     }
     (*s).state = SpanState::Cached;
-    (*c).large[(*c).large_len] = s;
-    (*c).large_pages[(*c).large_len] = npages as u8;
-    (*c).large_len += 1;
-    (*c).large_total += npages;
+    let n = (*c).large_len();
+    (*c).large[n] = s;
+    (*c).large_pages[n] = npages as u8;
+    (*c).large_len.store(n + 1, Ordering::Relaxed);
+    (*c).large_total.fetch_add(npages, Ordering::Relaxed);
     (*c).large_active = true;
     true
 }
@@ -415,8 +488,14 @@ impl MCache {
             lists: [const {
                 FreeList {
                     head: ptr::null_mut(),
-                    len: 0,
+                    len: AtomicU32::new(0),
                     max_len: 0,
+                }
+            }; NUM_CLASSES],
+            counts: [const {
+                ClassCounts {
+                    nmalloc: AtomicU64::new(0),
+                    seen: ptr::null_mut(),
                 }
             }; NUM_CLASSES],
             overages: [0; NUM_CLASSES],
@@ -424,14 +503,36 @@ impl MCache {
             limit: BASE_CACHE_BYTES,
             large: [ptr::null_mut(); LARGE_SLOTS],
             large_pages: [0; LARGE_SLOTS],
-            large_len: 0,
-            large_total: 0,
+            large_len: AtomicUsize::new(0),
+            large_total: AtomicUsize::new(0),
+            large_hits: AtomicU64::new(0),
+            large_hit_pages: AtomicU64::new(0),
             active: 0,
-            seen: [ptr::null_mut(); NUM_CLASSES],
             large_active: false,
             trips: 0,
             registered: false,
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
         }
+    }
+
+    /// How many large spans are kept.
+    #[inline]
+    fn large_len(&self) -> usize {
+        self.large_len.load(Ordering::Relaxed)
+    }
+
+    /// Adds this cache's counts to the exited threads'. `CACHES` must be held, and the
+    /// cache must then leave `ALL` before the lock is released.
+    fn fold_counts_locked(&self) {
+        for (exited, counts) in EXITED_NMALLOC.iter().zip(&self.counts) {
+            exited.fetch_add(counts.nmalloc.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        EXITED_LARGE_HITS.fetch_add(self.large_hits.load(Ordering::Relaxed), Ordering::Relaxed);
+        EXITED_LARGE_HIT_PAGES.fetch_add(
+            self.large_hit_pages.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
     }
 
     #[cold]
@@ -485,7 +586,9 @@ impl MCache {
         }
         // The list is empty: the chain minus its first object becomes the list.
         l.head = (*head).next;
-        l.len = n - 1;
+        l.set_len(n - 1);
+        let nmalloc = &self.counts[class].nmalloc;
+        nmalloc.store(nmalloc.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.grow_max_len(class);
         self.note_trip(class);
         head as *mut u8
@@ -511,12 +614,14 @@ impl MCache {
     unsafe fn release_large(&mut self, n: usize) {
         for (&s, &pages) in self.large[..n].iter().zip(&self.large_pages) {
             (*s).state = SpanState::Large;
-            self.large_total -= pages as usize;
+            self.large_total
+                .fetch_sub(pages as usize, Ordering::Relaxed);
             HEAP.free_span(s);
         }
-        self.large.copy_within(n..self.large_len, 0);
-        self.large_pages.copy_within(n..self.large_len, 0);
-        self.large_len -= n;
+        let len = self.large_len();
+        self.large.copy_within(n..len, 0);
+        self.large_pages.copy_within(n..len, 0);
+        self.large_len.store(len - n, Ordering::Relaxed);
     }
 
     /// Gives back what sat unused since the last sweep (as tcmalloc's thread-cache
@@ -533,13 +638,13 @@ impl MCache {
         self.trips = 0;
         for class in 1..NUM_CLASSES {
             let head = self.lists[class].head;
-            let seen = core::mem::replace(&mut self.seen[class], head);
+            let seen = core::mem::replace(&mut self.counts[class].seen, head);
             if active & (1 << class) != 0 || head.is_null() || head != seen {
                 continue;
             }
-            let n = self.lists[class].len.div_ceil(2);
+            let n = self.lists[class].len().div_ceil(2);
             self.release(class, n);
-            self.seen[class] = self.lists[class].head;
+            self.counts[class].seen = self.lists[class].head;
             let batch = CLASS_BATCH[class] as u32;
             let l = &mut self.lists[class];
             if l.max_len > batch {
@@ -549,7 +654,7 @@ impl MCache {
             }
         }
         if !self.large_active {
-            self.release_large(self.large_len.div_ceil(2));
+            self.release_large(self.large_len().div_ceil(2));
         }
         self.large_active = false;
     }
@@ -587,7 +692,7 @@ impl MCache {
         self.prepare(class);
         let batch = CLASS_BATCH[class] as u32;
         let size = CLASS_SIZE[class] as usize;
-        let n = self.lists[class].len.min(batch);
+        let n = self.lists[class].len().min(batch);
         self.release(class, n);
         let l = &mut self.lists[class];
         if crate::checked::enabled() {
@@ -603,7 +708,7 @@ impl MCache {
                 l.max_len -= batch;
                 self.budget_used -= batch as usize * size;
                 self.overages[class] = 0;
-                let excess = l.len.saturating_sub(l.max_len);
+                let excess = l.len().saturating_sub(l.max_len);
                 self.release(class, excess);
             }
         }
@@ -618,14 +723,14 @@ impl MCache {
             return;
         }
         let l = &mut self.lists[class];
-        debug_assert!(n <= l.len);
+        debug_assert!(n <= l.len());
         let first = l.head;
         let mut last = first;
         for _ in 1..n {
             last = (*last).next;
         }
         l.head = (*last).next;
-        l.len -= n;
+        l.set_len(l.len() - n);
         (*last).next = ptr::null_mut();
         CENTRAL[class].flush(class, first, n);
     }
@@ -657,8 +762,8 @@ impl MCache {
             let new = l.max_len / 2;
             self.budget_used -= (l.max_len - new) as usize * size;
             l.max_len = new;
-            if l.len > new {
-                let n = l.len - new;
+            if l.len() > new {
+                let n = l.len() - new;
                 self.release(class, n);
             }
         }
@@ -667,15 +772,17 @@ impl MCache {
     /// Returns every cached object to mcentral and forgets the limits.
     pub unsafe fn flush_all(&mut self) {
         for class in 1..NUM_CLASSES {
-            let n = self.lists[class].len;
+            let n = self.lists[class].len();
             self.release(class, n);
             self.lists[class].max_len = 0;
             self.overages[class] = 0;
         }
-        self.release_large(self.large_len);
+        self.release_large(self.large_len());
         self.large_active = false;
         self.active = 0;
-        self.seen = [ptr::null_mut(); NUM_CLASSES];
+        for counts in &mut self.counts {
+            counts.seen = ptr::null_mut();
+        }
         self.trips = 0;
         self.budget_used = 0;
         CLAIMED.fetch_sub(self.limit - BASE_CACHE_BYTES, Ordering::Relaxed);
@@ -696,26 +803,30 @@ impl MCache {
                     "object on the right list"
                 );
                 n += 1;
-                assert!(n <= l.len, "list longer than its count");
+                assert!(n <= l.len(), "list longer than its count");
                 // SAFETY: objects on this thread's lists are ours and free.
                 o = unsafe { (*o).next };
             }
-            assert_eq!(n, l.len);
-            assert!(l.len <= l.max_len, "class {class}: list within its limit");
+            assert_eq!(n, l.len());
+            assert!(l.len() <= l.max_len, "class {class}: list within its limit");
             budget += l.max_len as usize * CLASS_SIZE[class] as usize;
         }
-        for (&s, &pages) in self.large[..self.large_len].iter().zip(&self.large_pages) {
+        for (&s, &pages) in self.large[..self.large_len()].iter().zip(&self.large_pages) {
             // SAFETY: spans this thread keeps are its own.
             let (state, npages) = unsafe { ((*s).state, (*s).npages) };
             assert_eq!(state, SpanState::Cached);
             assert!(npages <= LARGE_CACHE_MAX_PAGES);
             assert_eq!(npages, pages as usize, "kept length");
         }
-        let total: usize = self.large_pages[..self.large_len]
+        let total: usize = self.large_pages[..self.large_len()]
             .iter()
             .map(|&p| p as usize)
             .sum();
-        assert_eq!(total, self.large_total, "kept pages");
+        assert_eq!(
+            total,
+            self.large_total.load(Ordering::Relaxed),
+            "kept pages"
+        );
         assert!(total <= LARGE_CACHE_TOTAL_PAGES);
         assert_eq!(budget, self.budget_used);
         assert!(budget <= self.limit && self.limit <= MAX_CACHE_BYTES);
@@ -734,9 +845,76 @@ extern "C" fn thread_exit(value: *mut libc::c_void) {
         (*c).flush_all();
         set_slot(&EXITED.0);
         CACHES.lock();
+        // Its counts move to the exited threads' in the same critical section that takes
+        // it off ALL, so that `totals` sees them once.
+        (*c).fold_counts_locked();
+        let all = ALL.get();
+        if (*c).prev.is_null() {
+            *all = (*c).next;
+        } else {
+            (*(*c).prev).next = (*c).next;
+        }
+        if !(*c).next.is_null() {
+            (*(*c).next).prev = (*c).prev;
+        }
         CACHE_ALLOC.get().free(c as *mut u8);
         CACHES.unlock();
     }
+}
+
+/// What the thread caches hold and have counted, summed over every cache in use and the
+/// caches of exited threads: the part of the statistics that mcentral and mheap do not
+/// see.
+pub struct CacheTotals {
+    /// Objects each class handed to the program (`malloc` and its kin), ever.
+    pub nmalloc: [u64; NUM_CLASSES],
+    /// Objects of each class on the caches' lists now: free, though mcentral counts them
+    /// as handed out.
+    pub cached: [u64; NUM_CLASSES],
+    /// Large allocations served from spans a thread kept, and their pages (mheap did not
+    /// see them).
+    pub large_hits: u64,
+    pub large_hit_pages: u64,
+    /// Large spans the threads keep now, and their pages: free, though mheap counts them
+    /// as in use.
+    pub large_kept: u64,
+    pub large_kept_pages: u64,
+}
+
+/// Sums every cache's counts (under `CACHES`). Exact when no other thread is inside the
+/// allocator; while others run, each figure is one they held at some moment during the
+/// walk (each is read with one atomic load), not necessarily the same moment for all.
+pub fn totals() -> CacheTotals {
+    let mut t = CacheTotals {
+        nmalloc: [0; NUM_CLASSES],
+        cached: [0; NUM_CLASSES],
+        large_hits: EXITED_LARGE_HITS.load(Ordering::Relaxed),
+        large_hit_pages: EXITED_LARGE_HIT_PAGES.load(Ordering::Relaxed),
+        large_kept: 0,
+        large_kept_pages: 0,
+    };
+    for (n, exited) in t.nmalloc.iter_mut().zip(&EXITED_NMALLOC) {
+        *n = exited.load(Ordering::Relaxed);
+    }
+    CACHES.lock();
+    // SAFETY: CACHES is held, so every cache on ALL stays allocated and linked; the
+    // fields read from other threads' caches are atomics.
+    unsafe {
+        let mut c = *ALL.get();
+        while !c.is_null() {
+            for class in 1..NUM_CLASSES {
+                t.nmalloc[class] += (*c).counts[class].nmalloc.load(Ordering::Relaxed);
+                t.cached[class] += (*c).lists[class].len() as u64;
+            }
+            t.large_hits += (*c).large_hits.load(Ordering::Relaxed);
+            t.large_hit_pages += (*c).large_hit_pages.load(Ordering::Relaxed);
+            t.large_kept += (*c).large_len() as u64;
+            t.large_kept_pages += (*c).large_total.load(Ordering::Relaxed) as u64;
+            c = (*c).next;
+        }
+    }
+    CACHES.unlock();
+    t
 }
 
 /// Flushes the calling thread's cache (tests, and `malloc_trim` later).

@@ -113,6 +113,8 @@ const BADFREE: Program = c("badfree", &["badfree.c"]);
 const OOM: Program = c("oom", &["oom.c"]);
 /// Statistics and the glibc-compatible views.
 const STATS: Program = c("stats", &["stats.c"]);
+/// Exact counts at quiescent points, across threads.
+const STATS_EXACT: Program = c("stats_exact", &["stats_exact.c"]);
 const HEADER_API: Program = c("header_api", &["header_api.c"]);
 const HEADER_API_CPP: Program = Program {
     cxx: true,
@@ -160,6 +162,8 @@ c_test!(oom_preload, OOM, Mode::Preload);
 c_test!(oom_linked, OOM, Mode::Linked);
 c_test!(stats_preload, STATS, Mode::Preload);
 c_test!(stats_linked, STATS, Mode::Linked);
+c_test!(stats_exact_preload, STATS_EXACT, Mode::Preload);
+c_test!(stats_exact_linked, STATS_EXACT, Mode::Linked);
 c_test!(header_api_linked, HEADER_API, Mode::Linked);
 c_test!(header_api_cpp_linked, HEADER_API_CPP, Mode::Linked);
 

@@ -8,6 +8,11 @@
 
 use goalloc::stats::read;
 
+/// Large spans kept by all thread caches now.
+fn kept() -> u64 {
+    goalloc::mcache::totals().large_kept
+}
+
 #[test]
 fn freed_large_spans_are_kept_reused_and_given_back() {
     unsafe {
@@ -28,13 +33,15 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
         goalloc::validate();
 
         let base = read().large_objects;
+        let kept0 = kept();
 
-        // Kept by this thread: still counted as live until it leaves the cache.
+        // Kept by this thread, and free for the statistics.
         let p = goalloc::malloc(100_000);
         p.write_bytes(7, 100_000);
         assert_eq!(read().large_objects, base + 1);
         goalloc::free(p);
-        assert_eq!(read().large_objects, base + 1, "kept by the thread");
+        assert_eq!(read().large_objects, base, "a kept span is free");
+        assert_eq!(kept(), kept0 + 1, "kept by the thread");
         let q = goalloc::malloc(100_000);
         assert_eq!(q, p, "the kept span comes back for the same length");
         goalloc::free(q);
@@ -56,11 +63,13 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
                 o.write_bytes(5, n);
             }
             let live = read().large_objects;
+            let kept_before = kept();
             for &o in &objs {
                 goalloc::free(o);
             }
             goalloc::validate();
-            assert_eq!(read().large_objects, live, "all 32 are kept by the thread");
+            assert_eq!(read().large_objects, live - 32);
+            assert_eq!(kept(), kept_before + 32, "all 32 are kept by the thread");
             // Each comes back for its length, newest first.
             for (&o, &n) in objs.iter().zip(&sizes).rev() {
                 assert_eq!(
@@ -70,6 +79,7 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
                 );
             }
             assert_eq!(read().large_objects, live);
+            assert_eq!(kept(), kept_before);
             for &o in &objs {
                 goalloc::free(o);
             }
@@ -78,27 +88,24 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
             goalloc::release_all();
             let n = 16 * 8192 - 100;
             let objs: Vec<*mut u8> = (0..17).map(|_| goalloc::malloc(n)).collect();
-            let live = read().large_objects;
+            let kept_before = kept();
             for &o in &objs {
                 goalloc::free(o);
             }
             goalloc::validate();
-            assert_eq!(read().large_objects, live - 1, "16 of 17 kept (256 pages)");
+            assert_eq!(kept(), kept_before + 16, "16 of 17 kept (256 pages)");
         })
         .join()
         .unwrap();
-        assert_eq!(
-            read().large_objects,
-            base + 1,
-            "the exited thread kept nothing"
-        );
+        assert_eq!(kept(), kept0 + 1, "the exited thread kept nothing");
+        assert_eq!(read().large_objects, base);
 
         // Longer spans (up to 1 MiB) go to mheap's cache: freed (counted) and reused whole.
         let big = 512 << 10;
         let a = goalloc::malloc(big);
         a.write_bytes(3, big);
         goalloc::free(a);
-        assert_eq!(read().large_objects, base + 1);
+        assert_eq!(read().large_objects, base);
         let b = goalloc::malloc(big);
         assert_eq!(b, a, "mheap's cache gives the same span back");
         goalloc::free(b);
@@ -108,7 +115,8 @@ fn freed_large_spans_are_kept_reused_and_given_back() {
         // stays resident.
         goalloc::release_all();
         let st = read();
-        assert_eq!(st.large_objects, base, "the thread's kept span went back");
+        assert_eq!(st.large_objects, base);
+        assert_eq!(kept(), 0, "the thread's kept span went back");
         assert_eq!(
             st.heap_idle, st.heap_released,
             "cached spans were released like other free pages"
