@@ -7,7 +7,8 @@
 //!
 //! Here C's conventions are applied to the Rust API: `errno` is set to `ENOMEM` when an
 //! allocation fails and to `EINVAL` for a bad alignment; `free` keeps `errno`;
-//! `posix_memalign` returns its error instead of setting `errno`.
+//! `posix_memalign` returns its error, and sets `errno` too for `ENOMEM` (not for
+//! `EINVAL`), as glibc's does.
 
 use crate::sizeclass::PAGE_SIZE;
 use core::ffi::c_void;
@@ -90,7 +91,8 @@ pub unsafe extern "C" fn goalloc_reallocarray(
 }
 
 /// `posix_memalign(3)`: `EINVAL` unless `align` is a power of two and a multiple of
-/// `sizeof(void *)`; `ENOMEM` when out of memory. `errno` is left alone.
+/// `sizeof(void *)`, with `errno` left alone; `ENOMEM` when out of memory, also in
+/// `errno` (glibc, tcmalloc, jemalloc and mimalloc set it, and programs read it).
 #[no_mangle]
 pub unsafe extern "C" fn goalloc_posix_memalign(
     out: *mut *mut c_void,
@@ -102,6 +104,7 @@ pub unsafe extern "C" fn goalloc_posix_memalign(
     }
     let p = crate::aligned_alloc(align, size);
     if p.is_null() {
+        set_errno(libc::ENOMEM);
         return libc::ENOMEM;
     }
     *out = p as *mut c_void;
