@@ -81,6 +81,24 @@ static void case_tolerated(void)
     exit(0);
 }
 
+/* The program's first call into the allocator is a bad one (these cases run before
+ * main does anything else): GOALLOC_INVALID_FREE and GOALLOC_VERBOSE apply to it too. */
+static void case_first_free(void)
+{
+    free_opaque(wild());
+    exit(0);
+}
+static void case_first_realloc(void)
+{
+    CHECK(realloc_p(wild(), 10) == NULL);
+    exit(0);
+}
+static void case_first_usable(void)
+{
+    CHECK(usable_p(wild()) == 0);
+    exit(0);
+}
+
 /* Checked mode: a double free with other frees in between. */
 static void case_checked_double(void)
 {
@@ -164,6 +182,7 @@ static const struct {
     const char *env;
     enum expect expect;
     const char *stderr_has; /* NULL: stderr must be empty */
+    int first;              /* runs before main calls anything that allocates */
 } cases[] = {
     {"free_wild", case_free_wild, NULL, ABORT, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x12345678"},
     {"free_stack", case_free_stack, NULL, ABORT, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x"},
@@ -188,6 +207,11 @@ static const struct {
     {"checked_write_first_word", case_checked_write_first_word, "GOALLOC_CHECK=1", ABORT, "goalloc: write after free"},
     {"checked_workload", case_checked_workload, "GOALLOC_CHECK=1", EXIT0, NULL},
     {"default_double_not_adjacent", case_checked_double, NULL, EXIT0, NULL},
+    {"first_free_warn", case_first_free, "GOALLOC_INVALID_FREE=warn", EXIT0, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x12345678 (ignored)", 1},
+    {"first_realloc_warn", case_first_realloc, "GOALLOC_INVALID_FREE=warn", EXIT0, "goalloc: realloc(): invalid pointer (not allocated by goalloc) 0x12345678 (ignored)", 1},
+    {"first_usable_warn", case_first_usable, "GOALLOC_INVALID_FREE=warn", EXIT0, "goalloc: malloc_usable_size(): invalid pointer (not allocated by goalloc) 0x12345678 (ignored)", 1},
+    {"first_free_ignore", case_first_free, "GOALLOC_INVALID_FREE=ignore", EXIT0, NULL, 1},
+    {"first_free_verbose", case_first_free, "GOALLOC_VERBOSE=1 GOALLOC_INVALID_FREE=warn", EXIT0, "goalloc: option GOALLOC_INVALID_FREE=warn (environment)", 1},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -203,8 +227,13 @@ static int run_case(const char *self, size_t i)
         close(pipefd[0]);
         unsetenv("GOALLOC_INVALID_FREE");
         unsetenv("GOALLOC_CHECK");
-        if (cases[i].env)
-            putenv((char *)cases[i].env);
+        unsetenv("GOALLOC_VERBOSE");
+        if (cases[i].env) {
+            /* NAME=value pairs separated by spaces */
+            char *env = strdup(cases[i].env), *save = NULL;
+            for (char *kv = strtok_r(env, " ", &save); kv; kv = strtok_r(NULL, " ", &save))
+                putenv(kv);
+        }
         execl(self, self, cases[i].name, (char *)NULL);
         _exit(127);
     }
@@ -236,6 +265,12 @@ static int run_case(const char *self, size_t i)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1)
+        for (size_t i = 0; i < NCASES; i++)
+            if (cases[i].first && !strcmp(argv[1], cases[i].name)) {
+                cases[i].run();
+                return 0;
+            }
     goalloc_expect_active();
     if (!goalloc_expected()) {
         printf("badfree: goalloc-specific, skipped without GOALLOC_EXPECT=1\n");
