@@ -268,6 +268,45 @@ mod libc_names {
         goalloc_free_aligned_sized(p, align, size)
     }
 
+    // glibc's own names for its malloc family (GLIBC_2.2.5), which some programs and
+    // runtimes call directly: they are goalloc's too, as in tcmalloc and mimalloc, so
+    // that what they allocate can go to `free` and back.
+
+    #[no_mangle]
+    pub unsafe extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
+        malloc_inline(size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn __libc_calloc(n: usize, size: usize) -> *mut c_void {
+        goalloc_calloc(n, size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+        goalloc_realloc(p, size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
+        crate::free(p as *mut u8)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
+        goalloc_memalign(align, size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn __libc_valloc(size: usize) -> *mut c_void {
+        goalloc_valloc(size)
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
+        goalloc_pvalloc(size)
+    }
+
     /// Releases free memory; returns 1 when something was released (glibc's contract).
     #[no_mangle]
     pub extern "C" fn malloc_trim(_pad: usize) -> i32 {

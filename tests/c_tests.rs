@@ -103,6 +103,8 @@ const BADFREE: Program = c("badfree", &["badfree.c"]);
 const OOM: Program = c("oom", &["oom.c"]);
 /// Statistics and the glibc-compatible views.
 const STATS: Program = c("stats", &["stats.c"]);
+/// glibc's `__libc_malloc` & co., called directly and mixed with `free` & co.
+const LIBC_NAMES: Program = c("libc_names", &["libc_names.c"]);
 const HEADER_API: Program = c("header_api", &["header_api.c"]);
 const HEADER_API_CPP: Program = Program {
     cxx: true,
@@ -146,6 +148,8 @@ c_test!(oom_preload, OOM, Mode::Preload);
 c_test!(oom_linked, OOM, Mode::Linked);
 c_test!(stats_preload, STATS, Mode::Preload);
 c_test!(stats_linked, STATS, Mode::Linked);
+c_test!(libc_names_preload, LIBC_NAMES, Mode::Preload);
+c_test!(libc_names_linked, LIBC_NAMES, Mode::Linked);
 c_test!(header_api_linked, HEADER_API, Mode::Linked);
 c_test!(header_api_cpp_linked, HEADER_API_CPP, Mode::Linked);
 
