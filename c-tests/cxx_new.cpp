@@ -1,6 +1,7 @@
 // cxx_new.cpp — C++17 operator new/delete through the allocator: plain, array,
 // nothrow, sized delete, aligned (alignas(64) and alignas(4096) types, and every
-// std::align_val_t overload called directly); huge requests throw std::bad_alloc or,
+// std::align_val_t overload called directly, also for fewer bytes than the alignment
+// with many objects live); huge requests throw std::bad_alloc or,
 // nothrow, return nullptr; a std::vector / std::string / std::map workload; objects
 // created in one thread and destroyed in another; thread_local objects whose
 // destructors free heap memory at thread exit and at program exit.
@@ -129,6 +130,49 @@ static void test_plain_and_array()
     delete one;
     delete[] many;
     CHECK(live == 0);
+}
+
+// Aligned new of fewer bytes than the alignment, with many objects live at once (one
+// object freed at once would get the same, possibly aligned, address back each time):
+// every form, freed by each matching delete.
+static void test_aligned_small()
+{
+    enum { LIVE = 256 };
+    static void *live[LIVE];
+    for (std::size_t a : {std::size_t(8), std::size_t(16), std::size_t(32), std::size_t(64)}) {
+        std::align_val_t al{a};
+        for (int round = 0; round < 4; round++) {
+            for (int i = 0; i < LIVE; i++) {
+                std::size_t n = std::size_t(i) % a;
+                switch (round) {
+                case 0: live[i] = ::operator new(n, al); break;
+                case 1: live[i] = ::operator new[](n, al); break;
+                case 2: live[i] = ::operator new(n, al, std::nothrow); break;
+                default: live[i] = ::operator new[](n, al, std::nothrow); break;
+                }
+                CHECKF(live[i] != nullptr && is_aligned(live[i], a),
+                       "new(%zu, align %zu) = %p (form %d)", n, a, live[i], round);
+                fill_pattern(live[i], n, a * 1000 + std::size_t(i));
+            }
+            for (int i = 0; i < LIVE; i++) {
+                std::size_t n = std::size_t(i) % a;
+                CHECK_PATTERN(live[i], n, a * 1000 + std::size_t(i));
+                bool array = round % 2 == 1;
+                switch (i % 3) {
+                case 0:
+                    array ? ::operator delete[](live[i], n, al) : ::operator delete(live[i], n, al);
+                    break;
+                case 1:
+                    array ? ::operator delete[](live[i], al) : ::operator delete(live[i], al);
+                    break;
+                default:
+                    array ? ::operator delete[](live[i], al, std::nothrow)
+                          : ::operator delete(live[i], al, std::nothrow);
+                    break;
+                }
+            }
+        }
+    }
 }
 
 struct alignas(64) A64 {
@@ -373,6 +417,7 @@ int main()
     check_cxx_symbols();
     test_plain_and_array();
     test_aligned();
+    test_aligned_small();
     test_huge();
     test_workload();
     test_threads();

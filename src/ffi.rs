@@ -391,10 +391,13 @@ mod cxx {
         libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr())
     }
 
-    /// One allocation attempt for `new_loop`; never unwinds.
+    /// One allocation attempt for `new_loop` (`align` is 1 for the forms without
+    /// `std::align_val_t`); never unwinds. An aligned new of fewer bytes than its
+    /// alignment takes `align` bytes, whose class has that alignment, as
+    /// `delete_aligned_sized` assumes.
     unsafe extern "C" fn try_alloc(size: usize, align: usize) -> *mut c_void {
         if align <= 16 {
-            crate::malloc(size) as *mut c_void
+            crate::malloc(size.max(align)) as *mut c_void
         } else {
             crate::aligned_alloc(align, size) as *mut c_void
         }
@@ -474,10 +477,11 @@ mod cxx {
         )
     }
 
+    /// The sized delete of an object from `try_alloc(size, align)`.
     #[inline(always)]
-    unsafe fn delete_sized(p: *mut c_void, size: usize, align: usize) {
+    unsafe fn delete_aligned_sized(p: *mut c_void, size: usize, align: usize) {
         if align <= 16 {
-            crate::free_sized(p as *mut u8, size)
+            crate::free_sized(p as *mut u8, size.max(align))
         } else {
             crate::free_aligned_sized(p as *mut u8, align, size)
         }
@@ -533,11 +537,11 @@ mod cxx {
     // sized delete: the size finds the class without the page map
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvm(p: *mut c_void, size: usize) {
-        delete_sized(p, size, 1)
+        crate::free_sized(p as *mut u8, size)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPvm(p: *mut c_void, size: usize) {
-        delete_sized(p, size, 1)
+        crate::free_sized(p as *mut u8, size)
     }
     // aligned delete
     #[no_mangle]
@@ -566,10 +570,10 @@ mod cxx {
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-        delete_sized(p, size, align)
+        delete_aligned_sized(p, size, align)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-        delete_sized(p, size, align)
+        delete_aligned_sized(p, size, align)
     }
 }
