@@ -82,7 +82,7 @@ static void test_plain_and_array()
     for (std::size_t n : sizes) {
         void *p = ::operator new(n);
         CHECK(p != nullptr);
-        CHECK(is_aligned(p, n >= 16 ? 16 : 8));
+        CHECK(is_aligned(p, 16));
         fill_check(p, n, n);
         ::operator delete(p);
 
@@ -130,6 +130,44 @@ static void test_plain_and_array()
     delete one;
     delete[] many;
     CHECK(live == 0);
+}
+
+// Every new of fewer than 16 bytes is 16-byte aligned (__STDCPP_DEFAULT_NEW_ALIGNMENT__,
+// as glibc's malloc), with many objects live.
+static void test_small_live()
+{
+    enum { LIVE = 256 };
+    static void *live[LIVE];
+    static_assert(__STDCPP_DEFAULT_NEW_ALIGNMENT__ == 16, "x86-64");
+    for (int form = 0; form < 4; form++) {
+        for (int i = 0; i < LIVE; i++) {
+            std::size_t n = std::size_t(i) % 16;
+            switch (form) {
+            case 0: live[i] = ::operator new(n); break;
+            case 1: live[i] = ::operator new[](n); break;
+            case 2: live[i] = ::operator new(n, std::nothrow); break;
+            default: live[i] = ::operator new[](n, std::nothrow); break;
+            }
+            CHECKF(live[i] != nullptr && is_aligned(live[i], 16), "new(%zu) = %p (form %d)",
+                   n, live[i], form);
+            fill_pattern(live[i], n, std::size_t(i) * 7 + std::size_t(form));
+        }
+        for (int i = 0; i < LIVE; i++) {
+            std::size_t n = std::size_t(i) % 16;
+            CHECK_PATTERN(live[i], n, std::size_t(i) * 7 + std::size_t(form));
+            bool array = form % 2 == 1;
+            if (i % 2)
+                array ? ::operator delete[](live[i], n) : ::operator delete(live[i], n);
+            else
+                array ? ::operator delete[](live[i]) : ::operator delete(live[i]);
+        }
+    }
+    // std::string's and std::map's small nodes, as a program makes them
+    std::map<int, char> m;
+    for (int i = 0; i < 1000; i++)
+        m[i] = char(i);
+    for (const auto &kv : m)
+        CHECK(is_aligned(&kv, 16));
 }
 
 // Aligned new of fewer bytes than the alignment, with many objects live at once (one
@@ -416,6 +454,7 @@ int main()
     printf("operator new/delete:\n");
     check_cxx_symbols();
     test_plain_and_array();
+    test_small_live();
     test_aligned();
     test_aligned_small();
     test_huge();

@@ -46,7 +46,9 @@
 //!
 //! 1. **Small malloc** (≤ 32 KiB): one 4 KiB table indexed by `(size + 7) / 8` gives the
 //!    class; the object is popped from the thread's free list for that class. No lock, no
-//!    atomic read-modify-write, no system call.
+//!    atomic read-modify-write, no system call. Every pointer the C entry points return
+//!    is 16-byte aligned; only `GoAlloc`, told by a `Layout` that 8 bytes suffice, uses
+//!    the 8-byte class (through a second table).
 //! 2. When the list is empty, the mcache takes a chain of objects from the class's
 //!    mcentral: a ready batch if one is cached, otherwise objects cut from its partial
 //!    spans, otherwise from a new span that mcentral gets from mheap.
@@ -260,8 +262,9 @@ extern "C" fn fork_child() {
     scavenger::after_fork_child();
 }
 
-/// Allocates `size` bytes: 16-byte aligned from 16 bytes up, 8-byte aligned below.
-/// Returns null when out of memory; `size == 0` gives a unique pointer.
+/// Allocates `size` bytes, 16-byte aligned whatever the size, as glibc's `malloc` (sizes
+/// up to 16 take a 16-byte object). Returns null when out of memory; `size == 0` gives a
+/// unique pointer.
 ///
 /// # Safety
 /// Safe to call from anywhere; `unsafe` because the result is raw memory.
