@@ -5,6 +5,9 @@
 //! `goalloc_*` names are always exported and declared in `include/goalloc.h`, for programs
 //! that link goalloc beside another malloc.
 //!
+//! Each entry point passes its own name (`"free()"`, `"operator delete[]"`, ...) to what
+//! it reports, so that a report names the function the program called.
+//!
 //! Here C's conventions are applied to the Rust API: `errno` is set to `ENOMEM` when an
 //! allocation fails and to `EINVAL` for a bad alignment; `free` keeps `errno`;
 //! `posix_memalign` returns its error, and sets `errno` too for `ENOMEM` (not for
@@ -55,7 +58,7 @@ unsafe fn malloc_slow(size: usize) -> *mut c_void {
 /// `free(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn goalloc_free(p: *mut c_void) {
-    crate::free(p as *mut u8)
+    crate::free_as(p as *mut u8, "goalloc_free()")
 }
 
 /// `calloc(3)`.
@@ -67,7 +70,13 @@ pub unsafe extern "C" fn goalloc_calloc(n: usize, size: usize) -> *mut c_void {
 /// `realloc(3)`; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
 #[no_mangle]
 pub unsafe extern "C" fn goalloc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    let q = crate::realloc(p as *mut u8, size);
+    realloc_as(p, size, "goalloc_realloc()")
+}
+
+/// `realloc` with `errno`, naming `call` in reports.
+#[inline(always)]
+unsafe fn realloc_as(p: *mut c_void, size: usize, call: &'static str) -> *mut c_void {
+    let q = crate::realloc_as(p as *mut u8, size, call);
     if q.is_null() && (size != 0 || p.is_null()) {
         set_errno(libc::ENOMEM);
     }
@@ -81,8 +90,18 @@ pub unsafe extern "C" fn goalloc_reallocarray(
     n: usize,
     size: usize,
 ) -> *mut c_void {
+    reallocarray_as(p, n, size, "goalloc_reallocarray()")
+}
+
+#[inline(always)]
+unsafe fn reallocarray_as(
+    p: *mut c_void,
+    n: usize,
+    size: usize,
+    call: &'static str,
+) -> *mut c_void {
     match n.checked_mul(size) {
-        Some(total) => goalloc_realloc(p, total),
+        Some(total) => realloc_as(p, total, call),
         None => {
             set_errno(libc::ENOMEM);
             ptr::null_mut()
@@ -158,19 +177,19 @@ fn os_page_size() -> usize {
 /// `malloc_usable_size(3)`: 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn goalloc_usable_size(p: *const c_void) -> usize {
-    crate::usable_size(p as *const u8)
+    crate::usable_size_as(p as *const u8, "goalloc_usable_size()")
 }
 
 /// C23 `free_sized`: `size` is what was passed to `malloc`/`calloc`/`realloc`.
 #[no_mangle]
 pub unsafe extern "C" fn goalloc_free_sized(p: *mut c_void, size: usize) {
-    crate::free_sized(p as *mut u8, size)
+    crate::free_sized_as(p as *mut u8, size, "goalloc_free_sized()")
 }
 
 /// C23 `free_aligned_sized`: for objects from `aligned_alloc(align, size)`.
 #[no_mangle]
 pub unsafe extern "C" fn goalloc_free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-    crate::free_aligned_sized(p as *mut u8, align, size)
+    crate::free_aligned_sized_as(p as *mut u8, align, size, "goalloc_free_aligned_sized()")
 }
 
 /// Returns every free page to the OS now; the number of bytes released.
@@ -201,12 +220,12 @@ mod libc_names {
 
     #[no_mangle]
     pub unsafe extern "C" fn free(p: *mut c_void) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, "free()")
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn cfree(p: *mut c_void) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, "cfree()")
     }
 
     #[no_mangle]
@@ -216,12 +235,12 @@ mod libc_names {
 
     #[no_mangle]
     pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-        goalloc_realloc(p, size)
+        realloc_as(p, size, "realloc()")
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
-        goalloc_reallocarray(p, n, size)
+        reallocarray_as(p, n, size, "reallocarray()")
     }
 
     #[no_mangle]
@@ -255,17 +274,17 @@ mod libc_names {
 
     #[no_mangle]
     pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
-        goalloc_usable_size(p)
+        crate::usable_size_as(p as *const u8, "malloc_usable_size()")
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
-        goalloc_free_sized(p, size)
+        crate::free_sized_as(p as *mut u8, size, "free_sized()")
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-        goalloc_free_aligned_sized(p, align, size)
+        crate::free_aligned_sized_as(p as *mut u8, align, size, "free_aligned_sized()")
     }
 
     // glibc's own names for its malloc family (GLIBC_2.2.5), which some programs and
@@ -284,12 +303,12 @@ mod libc_names {
 
     #[no_mangle]
     pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
-        goalloc_realloc(p, size)
+        realloc_as(p, size, "__libc_realloc()")
     }
 
     #[no_mangle]
     pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, "__libc_free()")
     }
 
     #[no_mangle]
@@ -477,13 +496,13 @@ mod cxx {
         )
     }
 
-    /// The sized delete of an object from `try_alloc(size, align)`.
+    /// The sized delete of an object from `try_alloc(size, align)`, naming `call`.
     #[inline(always)]
-    unsafe fn delete_aligned_sized(p: *mut c_void, size: usize, align: usize) {
+    unsafe fn delete_aligned_sized(p: *mut c_void, size: usize, align: usize, call: &'static str) {
         if align <= 16 {
-            crate::free_sized(p as *mut u8, size.max(align))
+            crate::free_sized_as(p as *mut u8, size.max(align), call)
         } else {
-            crate::free_aligned_sized(p as *mut u8, align, size)
+            crate::free_aligned_sized_as(p as *mut u8, align, size, call)
         }
     }
 
@@ -514,8 +533,9 @@ mod cxx {
         _ZnamSt11align_val_tRKSt9nothrow_t(size, align, nothrow) => [];
     }
 
-    /// The name `operator delete` reports bad pointers under.
+    /// The names the delete operators report bad pointers (and wrong sizes) under.
     const DELETE: &str = "operator delete";
+    const DELETE_ARRAY: &str = "operator delete[]";
 
     // operator delete: plain, array, nothrow
     #[no_mangle]
@@ -524,7 +544,7 @@ mod cxx {
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPv(p: *mut c_void) {
-        crate::free_as(p as *mut u8, DELETE)
+        crate::free_as(p as *mut u8, DELETE_ARRAY)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
@@ -532,16 +552,16 @@ mod cxx {
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
-        crate::free_as(p as *mut u8, DELETE)
+        crate::free_as(p as *mut u8, DELETE_ARRAY)
     }
     // sized delete: the size finds the class without the page map
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvm(p: *mut c_void, size: usize) {
-        crate::free_sized(p as *mut u8, size)
+        crate::free_sized_as(p as *mut u8, size, DELETE)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPvm(p: *mut c_void, size: usize) {
-        crate::free_sized(p as *mut u8, size)
+        crate::free_sized_as(p as *mut u8, size, DELETE_ARRAY)
     }
     // aligned delete
     #[no_mangle]
@@ -550,7 +570,7 @@ mod cxx {
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPvSt11align_val_t(p: *mut c_void, _align: usize) {
-        crate::free_as(p as *mut u8, DELETE)
+        crate::free_as(p as *mut u8, DELETE_ARRAY)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvSt11align_val_tRKSt9nothrow_t(
@@ -566,14 +586,14 @@ mod cxx {
         _align: usize,
         _: *const c_void,
     ) {
-        crate::free_as(p as *mut u8, DELETE)
+        crate::free_as(p as *mut u8, DELETE_ARRAY)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-        delete_aligned_sized(p, size, align)
+        delete_aligned_sized(p, size, align, DELETE)
     }
     #[no_mangle]
     pub unsafe extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-        delete_aligned_sized(p, size, align)
+        delete_aligned_sized(p, size, align, DELETE_ARRAY)
     }
 }

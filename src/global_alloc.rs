@@ -22,6 +22,10 @@ use core::alloc::{GlobalAlloc, Layout};
 /// The goalloc global allocator.
 pub struct GoAlloc;
 
+/// The names a bad pointer (or a layout that does not match) is reported under.
+const DEALLOC: &str = "GoAlloc::dealloc()";
+const REALLOC: &str = "GoAlloc::realloc()";
+
 /// The size whose class serves `layout` when its alignment is at most 16: a class of at
 /// least 16 bytes is 16-aligned, one of at least 8 bytes is 8-aligned.
 #[inline(always)]
@@ -63,10 +67,10 @@ unsafe impl GlobalAlloc for GoAlloc {
             );
             // SAFETY: ptr came from `alloc`/`realloc` with this layout, i.e. from this
             // class.
-            unsafe { mcache::free(ptr, class) }
+            unsafe { mcache::free(ptr, class, DEALLOC) }
         } else {
             // SAFETY: ptr came from this allocator (a large or over-aligned object).
-            unsafe { crate::free(ptr) }
+            unsafe { crate::free_as(ptr, DEALLOC) }
         }
     }
 
@@ -95,7 +99,7 @@ unsafe impl GlobalAlloc for GoAlloc {
             // the new layout would put it. It reads the old class from the page map, so
             // an object of the 8-byte class moves out of it correctly.
             // SAFETY: ptr is a live object of this allocator.
-            return unsafe { crate::realloc(ptr, new_class_size) };
+            return unsafe { crate::realloc_as(ptr, new_class_size, REALLOC) };
         }
         if by_class(layout) && class_size(layout) <= 8 {
             // The 8-byte class to the 8-byte class (new_class_size <= 8 here).
