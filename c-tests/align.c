@@ -1,11 +1,14 @@
 /* align.c — every size 0..70000 (step 1 to 4096, then a dense odd step plus every size
  * class and page boundary +-1) and large sizes up to 64 MiB: malloc's alignment
- * (16 for >= 16 bytes, 8 below), usable size >= request, the whole usable size writable
- * and kept intact while other objects are live. */
+ * (16 for every size, alignof(max_align_t), as glibc's on x86-64), usable size >= request,
+ * the whole usable size writable and kept intact while other objects are live. Then the
+ * other entry points at small sizes, with many objects live: 16-byte aligned too. */
 #define _GNU_SOURCE
 #include "check.h"
 
 #include <malloc.h>
+#include <stdalign.h>
+#include <stddef.h>
 
 /* Go's size classes (runtime/sizeclasses.go); goalloc starts from them, so their edges
  * are where off-by-one errors would be. Other allocators simply get extra sizes. */
@@ -49,8 +52,7 @@ static void one(size_t n)
     retire(l);
     p = malloc(n);
     CHECKF(p != NULL, "malloc(%zu) returned NULL", n);
-    CHECKF(is_aligned(p, n >= 16 ? 16 : 8), "malloc(%zu) = %p is not %d-aligned", n, p,
-           n >= 16 ? 16 : 8);
+    CHECKF(is_aligned(p, 16), "malloc(%zu) = %p is not 16-aligned", n, p);
     us = malloc_usable_size(p);
     CHECKF(us >= n, "malloc_usable_size(malloc(%zu)) = %zu", n, us);
     l->p = p;
@@ -67,10 +69,61 @@ static void drain(void)
         retire(&ring[i]);
 }
 
+/* Opaque to the compiler, so that it does not assume what it knows of the builtins. */
+static void *(*volatile calloc_p)(size_t, size_t) = calloc;
+static void *(*volatile realloc_p)(void *, size_t) = realloc;
+static void *(*volatile aligned_alloc_p)(size_t, size_t) = aligned_alloc;
+static void *(*volatile memalign_p)(size_t, size_t) = memalign;
+
+enum { SMALL_LIVE = 256 };
+
+/* Every entry point that returns memory, at sizes 0..47, with SMALL_LIVE objects live
+ * (one object freed at once could get the same aligned address back every time). */
+static void small_entry_points(int have_reallocarray, int have_memalign)
+{
+    static void *live[SMALL_LIVE];
+    static size_t len[SMALL_LIVE];
+    static const char *const names[] = {"malloc", "calloc", "realloc(NULL)", "realloc",
+                                        "reallocarray", "aligned_alloc(8)", "aligned_alloc(1)",
+                                        "memalign(8)", "posix_memalign(8)"};
+    enum { NFORMS = sizeof names / sizeof names[0] };
+    CHECK(alignof(max_align_t) == 16);
+    for (int form = 0; form < NFORMS; form++) {
+        if ((form == 4 && !have_reallocarray) || (form == 7 && !have_memalign))
+            continue;
+        for (int i = 0; i < SMALL_LIVE; i++) {
+            size_t n = (size_t)i % 48;
+            void *p = NULL;
+            switch (form) {
+            case 0: p = malloc(opaque_size(n)); break;
+            case 1: p = calloc_p(1, n); break;
+            case 2: p = realloc_p(NULL, n); break;
+            case 3: p = realloc_p(malloc(opaque_size(n + 20)), n ? n : 1); break;
+            case 4: p = reallocarray(NULL, opaque_size(1), n); break;
+            case 5: p = aligned_alloc_p(8, n); break;
+            case 6: p = aligned_alloc_p(1, n); break;
+            case 7: p = memalign_p(8, n); break;
+            default: CHECK(posix_memalign_opaque(&p, 8, n) == 0); break;
+            }
+            CHECKF(p != NULL, "%s(%zu) returned NULL", names[form], n);
+            CHECKF(is_aligned(p, 16), "%s(%zu) = %p is not 16-aligned", names[form], n, p);
+            live[i] = p;
+            len[i] = n;
+            fill_pattern(p, n, (uint64_t)i * 31 + form);
+        }
+        for (int i = 0; i < SMALL_LIVE; i++) {
+            CHECK_PATTERN(live[i], len[i], (uint64_t)i * 31 + form);
+            free(live[i]);
+        }
+    }
+    printf("small sizes: every entry point 16-aligned with %d objects live\n", SMALL_LIVE);
+}
+
 int main(void)
 {
     size_t n, i;
     goalloc_expect_active();
+    small_entry_points(allocator_provides("reallocarray"), allocator_provides("memalign"));
 
     for (n = 0; n <= 4096; n++)
         one(n);

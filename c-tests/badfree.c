@@ -45,6 +45,19 @@ static void case_double_trimmed(void)
     free_opaque(p);
     malloc_trim(0);
 }
+/* As double_trimmed, but the second free goes onto the thread's list without a check
+ * (the list has room), and the span finds it in a later call (malloc_trim), which must
+ * not be named as the culprit. */
+static void case_double_found_later(void)
+{
+    void *keep = malloc(64), *p = malloc(64), *r = malloc(64);
+    escape(keep); /* keeps the span from going back to the heap */
+    free_opaque(p);
+    malloc_trim(0);
+    free_opaque(r); /* the list's first free after the trim: it gets room for one */
+    free_opaque(p);
+    malloc_trim(0);
+}
 static void case_realloc_wild(void) { realloc_p(wild(), 10); }
 static void case_realloc_interior(void) { char *p = malloc(64); realloc_p(p + 8, 100); }
 static void case_realloc_freed_large(void) { void *p = malloc(300000); free_opaque(p); realloc_p(p, 10); }
@@ -65,6 +78,65 @@ static void case_free_sized_wrong(void)
         free_sized(p[i], 100); /* class of 112 */
 }
 
+/* The C++ operators and the C23 frees, found by name so that this C program can call
+ * them (glibc 2.36 neither declares nor defines free_sized or free_aligned_sized). */
+static void *sym(const char *name)
+{
+    void *f = dlsym(RTLD_DEFAULT, name);
+    CHECKF(f != NULL, "%s not found", name);
+    return f;
+}
+#define SIZED(name) ((void (*)(void *, size_t))sym(name))
+#define PLAIN(name) ((void (*)(void *))sym(name))
+
+/* Every report names the entry point the program called. */
+static void sized_wrong(const char *name, int n)
+{
+    void (*del)(void *, size_t) = SIZED(name);
+    void *p[600];
+    for (int i = 0; i < n; i++)
+        p[i] = malloc(1000); /* class of 1024 */
+    for (int i = 0; i < n; i++)
+        del(p[i], 100); /* class of 112 */
+}
+static void case_sized_delete_wrong(void) { sized_wrong("_ZdlPvm", 600); }
+static void case_sized_delete_wrong_checked(void) { sized_wrong("_ZdlPvm", 1); }
+static void case_sized_delete_array_wrong_checked(void) { sized_wrong("_ZdaPvm", 1); }
+static void case_free_aligned_sized_wrong_checked(void)
+{
+    void (*f)(void *, size_t, size_t) =
+        (void (*)(void *, size_t, size_t))sym("free_aligned_sized");
+    f(aligned_alloc(64, 1000), 64, 100);
+}
+static void case_delete_double(void)
+{
+    void (*del)(void *) = PLAIN("_ZdlPv");
+    void *p = malloc(48);
+    del(p);
+    del(p);
+}
+static void case_delete_double_checked(void)
+{
+    void (*del)(void *) = PLAIN("_ZdaPv");
+    void *a = malloc(32), *b = malloc(32);
+    del(a);
+    del(b);
+    del(a);
+}
+static void case_delete_wild(void) { PLAIN("_ZdlPv")(wild()); }
+static void case_free_sized_large_wild(void) { SIZED("free_sized")(wild(), 100000); }
+static void case_realloc_zero_after_free(void)
+{
+    void *p = malloc(48);
+    free_opaque(p);
+    realloc_p(p, 0);
+}
+static void case_reallocarray_wild(void)
+{
+    void *(*volatile f)(void *, size_t, size_t) = reallocarray;
+    f(wild(), 1, 10);
+}
+
 /* GOALLOC_INVALID_FREE=warn / ignore: the bad calls do nothing and the program goes on. */
 static void case_tolerated(void)
 {
@@ -78,6 +150,24 @@ static void case_tolerated(void)
     CHECK(q != NULL);
     free_opaque(q);
     printf("tolerated: still running\n");
+    exit(0);
+}
+
+/* The program's first call into the allocator is a bad one (these cases run before
+ * main does anything else): GOALLOC_INVALID_FREE and GOALLOC_VERBOSE apply to it too. */
+static void case_first_free(void)
+{
+    free_opaque(wild());
+    exit(0);
+}
+static void case_first_realloc(void)
+{
+    CHECK(realloc_p(wild(), 10) == NULL);
+    exit(0);
+}
+static void case_first_usable(void)
+{
+    CHECK(usable_p(wild()) == 0);
     exit(0);
 }
 
@@ -164,6 +254,7 @@ static const struct {
     const char *env;
     enum expect expect;
     const char *stderr_has; /* NULL: stderr must be empty */
+    int first;              /* runs before main calls anything that allocates */
 } cases[] = {
     {"free_wild", case_free_wild, NULL, ABORT, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x12345678"},
     {"free_stack", case_free_stack, NULL, ABORT, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x"},
@@ -175,6 +266,7 @@ static const struct {
     {"double_large", case_double_large, NULL, ABORT, "goalloc: free(): double free or invalid pointer 0x"},
     {"double_kept", case_double_kept, NULL, ABORT, "goalloc: free(): double free or invalid pointer 0x"},
     {"double_trimmed", case_double_trimmed, NULL, ABORT, "goalloc: free(): double free 0x"},
+    {"double_found_later", case_double_found_later, NULL, ABORT, "goalloc: double free: in an earlier call, seen when freed objects returned to their span 0x"},
     {"realloc_wild", case_realloc_wild, NULL, ABORT, "goalloc: realloc(): invalid pointer (not allocated by goalloc) 0x12345678"},
     {"realloc_interior", case_realloc_interior, NULL, ABORT, "goalloc: realloc(): invalid pointer (not the start of an object) 0x"},
     {"realloc_freed_large", case_realloc_freed_large, NULL, ABORT, "goalloc: realloc(): double free or invalid pointer 0x"},
@@ -188,6 +280,21 @@ static const struct {
     {"checked_write_first_word", case_checked_write_first_word, "GOALLOC_CHECK=1", ABORT, "goalloc: write after free"},
     {"checked_workload", case_checked_workload, "GOALLOC_CHECK=1", EXIT0, NULL},
     {"default_double_not_adjacent", case_checked_double, NULL, EXIT0, NULL},
+    {"sized_delete_wrong", case_sized_delete_wrong, NULL, ABORT, "goalloc: operator delete: the size does not match the object 0x"},
+    {"sized_delete_wrong_checked", case_sized_delete_wrong_checked, "GOALLOC_CHECK=1", ABORT, "goalloc: operator delete: the size does not match the object 0x"},
+    {"sized_delete_array_wrong_checked", case_sized_delete_array_wrong_checked, "GOALLOC_CHECK=1", ABORT, "goalloc: operator delete[]: the size does not match the object 0x"},
+    {"free_aligned_sized_wrong_checked", case_free_aligned_sized_wrong_checked, "GOALLOC_CHECK=1", ABORT, "goalloc: free_aligned_sized(): the size does not match the object 0x"},
+    {"delete_double", case_delete_double, NULL, ABORT, "goalloc: operator delete: double free 0x"},
+    {"delete_double_checked", case_delete_double_checked, "GOALLOC_CHECK=1", ABORT, "goalloc: operator delete[]: double free 0x"},
+    {"delete_wild", case_delete_wild, NULL, ABORT, "goalloc: operator delete: invalid pointer (not allocated by goalloc) 0x12345678"},
+    {"free_sized_large_wild", case_free_sized_large_wild, NULL, ABORT, "goalloc: free_sized(): invalid pointer (not allocated by goalloc) 0x12345678"},
+    {"realloc_zero_after_free", case_realloc_zero_after_free, NULL, ABORT, "goalloc: realloc(): double free 0x"},
+    {"reallocarray_wild", case_reallocarray_wild, NULL, ABORT, "goalloc: reallocarray(): invalid pointer (not allocated by goalloc) 0x12345678"},
+    {"first_free_warn", case_first_free, "GOALLOC_INVALID_FREE=warn", EXIT0, "goalloc: free(): invalid pointer (not allocated by goalloc) 0x12345678 (ignored)", 1},
+    {"first_realloc_warn", case_first_realloc, "GOALLOC_INVALID_FREE=warn", EXIT0, "goalloc: realloc(): invalid pointer (not allocated by goalloc) 0x12345678 (ignored)", 1},
+    {"first_usable_warn", case_first_usable, "GOALLOC_INVALID_FREE=warn", EXIT0, "goalloc: malloc_usable_size(): invalid pointer (not allocated by goalloc) 0x12345678 (ignored)", 1},
+    {"first_free_ignore", case_first_free, "GOALLOC_INVALID_FREE=ignore", EXIT0, NULL, 1},
+    {"first_free_verbose", case_first_free, "GOALLOC_VERBOSE=1 GOALLOC_INVALID_FREE=warn", EXIT0, "goalloc: option GOALLOC_INVALID_FREE=warn (environment)", 1},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -203,8 +310,13 @@ static int run_case(const char *self, size_t i)
         close(pipefd[0]);
         unsetenv("GOALLOC_INVALID_FREE");
         unsetenv("GOALLOC_CHECK");
-        if (cases[i].env)
-            putenv((char *)cases[i].env);
+        unsetenv("GOALLOC_VERBOSE");
+        if (cases[i].env) {
+            /* NAME=value pairs separated by spaces */
+            char *env = strdup(cases[i].env), *save = NULL;
+            for (char *kv = strtok_r(env, " ", &save); kv; kv = strtok_r(NULL, " ", &save))
+                putenv(kv);
+        }
         execl(self, self, cases[i].name, (char *)NULL);
         _exit(127);
     }
@@ -236,6 +348,12 @@ static int run_case(const char *self, size_t i)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1)
+        for (size_t i = 0; i < NCASES; i++)
+            if (cases[i].first && !strcmp(argv[1], cases[i].name)) {
+                cases[i].run();
+                return 0;
+            }
     goalloc_expect_active();
     if (!goalloc_expected()) {
         printf("badfree: goalloc-specific, skipped without GOALLOC_EXPECT=1\n");

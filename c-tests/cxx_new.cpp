@@ -1,6 +1,7 @@
 // cxx_new.cpp — C++17 operator new/delete through the allocator: plain, array,
 // nothrow, sized delete, aligned (alignas(64) and alignas(4096) types, and every
-// std::align_val_t overload called directly); huge requests throw std::bad_alloc or,
+// std::align_val_t overload called directly, also for fewer bytes than the alignment
+// with many objects live); huge requests throw std::bad_alloc or,
 // nothrow, return nullptr; a std::vector / std::string / std::map workload; objects
 // created in one thread and destroyed in another; thread_local objects whose
 // destructors free heap memory at thread exit and at program exit.
@@ -81,7 +82,7 @@ static void test_plain_and_array()
     for (std::size_t n : sizes) {
         void *p = ::operator new(n);
         CHECK(p != nullptr);
-        CHECK(is_aligned(p, n >= 16 ? 16 : 8));
+        CHECK(is_aligned(p, 16));
         fill_check(p, n, n);
         ::operator delete(p);
 
@@ -129,6 +130,87 @@ static void test_plain_and_array()
     delete one;
     delete[] many;
     CHECK(live == 0);
+}
+
+// Every new of fewer than 16 bytes is 16-byte aligned (__STDCPP_DEFAULT_NEW_ALIGNMENT__,
+// as glibc's malloc), with many objects live.
+static void test_small_live()
+{
+    enum { LIVE = 256 };
+    static void *live[LIVE];
+    static_assert(__STDCPP_DEFAULT_NEW_ALIGNMENT__ == 16, "x86-64");
+    for (int form = 0; form < 4; form++) {
+        for (int i = 0; i < LIVE; i++) {
+            std::size_t n = std::size_t(i) % 16;
+            switch (form) {
+            case 0: live[i] = ::operator new(n); break;
+            case 1: live[i] = ::operator new[](n); break;
+            case 2: live[i] = ::operator new(n, std::nothrow); break;
+            default: live[i] = ::operator new[](n, std::nothrow); break;
+            }
+            CHECKF(live[i] != nullptr && is_aligned(live[i], 16), "new(%zu) = %p (form %d)",
+                   n, live[i], form);
+            fill_pattern(live[i], n, std::size_t(i) * 7 + std::size_t(form));
+        }
+        for (int i = 0; i < LIVE; i++) {
+            std::size_t n = std::size_t(i) % 16;
+            CHECK_PATTERN(live[i], n, std::size_t(i) * 7 + std::size_t(form));
+            bool array = form % 2 == 1;
+            if (i % 2)
+                array ? ::operator delete[](live[i], n) : ::operator delete(live[i], n);
+            else
+                array ? ::operator delete[](live[i]) : ::operator delete(live[i]);
+        }
+    }
+    // std::string's and std::map's small nodes, as a program makes them
+    std::map<int, char> m;
+    for (int i = 0; i < 1000; i++)
+        m[i] = char(i);
+    for (const auto &kv : m)
+        CHECK(is_aligned(&kv, 16));
+}
+
+// Aligned new of fewer bytes than the alignment, with many objects live at once (one
+// object freed at once would get the same, possibly aligned, address back each time):
+// every form, freed by each matching delete.
+static void test_aligned_small()
+{
+    enum { LIVE = 256 };
+    static void *live[LIVE];
+    for (std::size_t a : {std::size_t(8), std::size_t(16), std::size_t(32), std::size_t(64)}) {
+        std::align_val_t al{a};
+        for (int round = 0; round < 4; round++) {
+            for (int i = 0; i < LIVE; i++) {
+                std::size_t n = std::size_t(i) % a;
+                switch (round) {
+                case 0: live[i] = ::operator new(n, al); break;
+                case 1: live[i] = ::operator new[](n, al); break;
+                case 2: live[i] = ::operator new(n, al, std::nothrow); break;
+                default: live[i] = ::operator new[](n, al, std::nothrow); break;
+                }
+                CHECKF(live[i] != nullptr && is_aligned(live[i], a),
+                       "new(%zu, align %zu) = %p (form %d)", n, a, live[i], round);
+                fill_pattern(live[i], n, a * 1000 + std::size_t(i));
+            }
+            for (int i = 0; i < LIVE; i++) {
+                std::size_t n = std::size_t(i) % a;
+                CHECK_PATTERN(live[i], n, a * 1000 + std::size_t(i));
+                bool array = round % 2 == 1;
+                switch (i % 3) {
+                case 0:
+                    array ? ::operator delete[](live[i], n, al) : ::operator delete(live[i], n, al);
+                    break;
+                case 1:
+                    array ? ::operator delete[](live[i], al) : ::operator delete(live[i], al);
+                    break;
+                default:
+                    array ? ::operator delete[](live[i], al, std::nothrow)
+                          : ::operator delete(live[i], al, std::nothrow);
+                    break;
+                }
+            }
+        }
+    }
 }
 
 struct alignas(64) A64 {
@@ -372,7 +454,9 @@ int main()
     printf("operator new/delete:\n");
     check_cxx_symbols();
     test_plain_and_array();
+    test_small_live();
     test_aligned();
+    test_aligned_small();
     test_huge();
     test_workload();
     test_threads();

@@ -98,7 +98,8 @@ void *goalloc_realloc(void *p, size_t size);
 void *goalloc_reallocarray(void *p, size_t n, size_t size);
 
 // `posix_memalign(3)`: `EINVAL` unless `align` is a power of two and a multiple of
-// `sizeof(void *)`; `ENOMEM` when out of memory. `errno` is left alone.
+// `sizeof(void *)`, with `errno` left alone; `ENOMEM` when out of memory, also in
+// `errno` (glibc, tcmalloc, jemalloc and mimalloc set it, and programs read it).
 int32_t goalloc_posix_memalign(void **out, size_t align, size_t size);
 
 // `aligned_alloc(3)`: NULL with `EINVAL` unless `align` is a power of two.

@@ -62,6 +62,22 @@ pub fn invalid(what: &str, p: usize) {
     }
 }
 
+/// Reports the bad pointer `p` passed to the entry point `call` (e.g. `"free()"`,
+/// `"operator delete"`) as `"{call}: {what}"`, as `invalid` does, without allocating.
+#[cold]
+#[inline(never)]
+pub fn invalid_call(call: &str, what: &str, p: usize) {
+    let mut msg = [0u8; 160];
+    let n = call.len().min(40);
+    msg[..n].copy_from_slice(&call.as_bytes()[..n]);
+    msg[n] = b':';
+    msg[n + 1] = b' ';
+    let m = what.len().min(msg.len() - n - 2);
+    msg[n + 2..n + 2 + m].copy_from_slice(&what.as_bytes()[..m]);
+    // The parts are ASCII, so the text is valid UTF-8.
+    invalid(core::str::from_utf8(&msg[..n + 2 + m]).unwrap_or(what), p);
+}
+
 /// Fills a freed object.
 ///
 /// # Safety

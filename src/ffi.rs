@@ -5,9 +5,20 @@
 //! `goalloc_*` names are always exported and declared in `include/goalloc.h`, for programs
 //! that link goalloc beside another malloc.
 //!
+//! Every exported function has an address of its own: each sits in a section of its own,
+//! `.text.<name>` (the name `-ffunction-sections` gives it anyway), because LLVM merges
+//! functions whose code is the same into aliases of one address only within one section.
+//! Without that, `malloc` and `goalloc_malloc`, or `operator delete` and `operator
+//! delete[]`, would share an address, and tools that know functions by address cannot
+//! tell them apart: valgrind's memcheck, which replaces the allocation functions of
+//! every library by name, then took every `delete` of a linked C++ program for a
+//! `delete[]` and reported thousands of mismatched frees. Each entry point also passes
+//! its own name to what it reports.
+//!
 //! Here C's conventions are applied to the Rust API: `errno` is set to `ENOMEM` when an
 //! allocation fails and to `EINVAL` for a bad alignment; `free` keeps `errno`;
-//! `posix_memalign` returns its error instead of setting `errno`.
+//! `posix_memalign` returns its error, and sets `errno` too for `ENOMEM` (not for
+//! `EINVAL`), as glibc's does.
 
 use crate::sizeclass::PAGE_SIZE;
 use core::ffi::c_void;
@@ -28,6 +39,7 @@ fn enomem_if_null(p: *mut u8) -> *mut c_void {
 
 /// `malloc(3)`.
 #[no_mangle]
+#[link_section = ".text.goalloc_malloc"]
 pub unsafe extern "C" fn goalloc_malloc(size: usize) -> *mut c_void {
     malloc_inline(size)
 }
@@ -53,20 +65,29 @@ unsafe fn malloc_slow(size: usize) -> *mut c_void {
 
 /// `free(3)`.
 #[no_mangle]
+#[link_section = ".text.goalloc_free"]
 pub unsafe extern "C" fn goalloc_free(p: *mut c_void) {
-    crate::free(p as *mut u8)
+    crate::free_as(p as *mut u8, "goalloc_free()")
 }
 
 /// `calloc(3)`.
 #[no_mangle]
+#[link_section = ".text.goalloc_calloc"]
 pub unsafe extern "C" fn goalloc_calloc(n: usize, size: usize) -> *mut c_void {
     enomem_if_null(crate::calloc(n, size))
 }
 
 /// `realloc(3)`; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
 #[no_mangle]
+#[link_section = ".text.goalloc_realloc"]
 pub unsafe extern "C" fn goalloc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    let q = crate::realloc(p as *mut u8, size);
+    realloc_as(p, size, "goalloc_realloc()")
+}
+
+/// `realloc` with `errno`, naming `call` in reports.
+#[inline(always)]
+unsafe fn realloc_as(p: *mut c_void, size: usize, call: &'static str) -> *mut c_void {
+    let q = crate::realloc_as(p as *mut u8, size, call);
     if q.is_null() && (size != 0 || p.is_null()) {
         set_errno(libc::ENOMEM);
     }
@@ -75,13 +96,24 @@ pub unsafe extern "C" fn goalloc_realloc(p: *mut c_void, size: usize) -> *mut c_
 
 /// `reallocarray(3)`: `realloc(p, n * size)` with the product checked for overflow.
 #[no_mangle]
+#[link_section = ".text.goalloc_reallocarray"]
 pub unsafe extern "C" fn goalloc_reallocarray(
     p: *mut c_void,
     n: usize,
     size: usize,
 ) -> *mut c_void {
+    reallocarray_as(p, n, size, "goalloc_reallocarray()")
+}
+
+#[inline(always)]
+unsafe fn reallocarray_as(
+    p: *mut c_void,
+    n: usize,
+    size: usize,
+    call: &'static str,
+) -> *mut c_void {
     match n.checked_mul(size) {
-        Some(total) => goalloc_realloc(p, total),
+        Some(total) => realloc_as(p, total, call),
         None => {
             set_errno(libc::ENOMEM);
             ptr::null_mut()
@@ -90,8 +122,10 @@ pub unsafe extern "C" fn goalloc_reallocarray(
 }
 
 /// `posix_memalign(3)`: `EINVAL` unless `align` is a power of two and a multiple of
-/// `sizeof(void *)`; `ENOMEM` when out of memory. `errno` is left alone.
+/// `sizeof(void *)`, with `errno` left alone; `ENOMEM` when out of memory, also in
+/// `errno` (glibc, tcmalloc, jemalloc and mimalloc set it, and programs read it).
 #[no_mangle]
+#[link_section = ".text.goalloc_posix_memalign"]
 pub unsafe extern "C" fn goalloc_posix_memalign(
     out: *mut *mut c_void,
     align: usize,
@@ -102,6 +136,7 @@ pub unsafe extern "C" fn goalloc_posix_memalign(
     }
     let p = crate::aligned_alloc(align, size);
     if p.is_null() {
+        set_errno(libc::ENOMEM);
         return libc::ENOMEM;
     }
     *out = p as *mut c_void;
@@ -110,6 +145,7 @@ pub unsafe extern "C" fn goalloc_posix_memalign(
 
 /// `aligned_alloc(3)`: NULL with `EINVAL` unless `align` is a power of two.
 #[no_mangle]
+#[link_section = ".text.goalloc_aligned_alloc"]
 pub unsafe extern "C" fn goalloc_aligned_alloc(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
         set_errno(libc::EINVAL);
@@ -120,6 +156,7 @@ pub unsafe extern "C" fn goalloc_aligned_alloc(align: usize, size: usize) -> *mu
 
 /// `memalign(3)`: as glibc, an alignment that is not a power of two is rounded up to one.
 #[no_mangle]
+#[link_section = ".text.goalloc_memalign"]
 pub unsafe extern "C" fn goalloc_memalign(align: usize, size: usize) -> *mut c_void {
     let Some(align) = align.max(1).checked_next_power_of_two() else {
         set_errno(libc::EINVAL);
@@ -130,12 +167,14 @@ pub unsafe extern "C" fn goalloc_memalign(align: usize, size: usize) -> *mut c_v
 
 /// `valloc(3)`: page-aligned (the OS page, 4 KiB).
 #[no_mangle]
+#[link_section = ".text.goalloc_valloc"]
 pub unsafe extern "C" fn goalloc_valloc(size: usize) -> *mut c_void {
     enomem_if_null(crate::aligned_alloc(os_page_size(), size))
 }
 
 /// `pvalloc(3)`: page-aligned, size rounded up to whole OS pages.
 #[no_mangle]
+#[link_section = ".text.goalloc_pvalloc"]
 pub unsafe extern "C" fn goalloc_pvalloc(size: usize) -> *mut c_void {
     let page = os_page_size();
     let Some(rounded) = size.max(1).checked_next_multiple_of(page) else {
@@ -154,24 +193,28 @@ fn os_page_size() -> usize {
 
 /// `malloc_usable_size(3)`: 0 for NULL.
 #[no_mangle]
+#[link_section = ".text.goalloc_usable_size"]
 pub unsafe extern "C" fn goalloc_usable_size(p: *const c_void) -> usize {
-    crate::usable_size(p as *const u8)
+    crate::usable_size_as(p as *const u8, "goalloc_usable_size()")
 }
 
 /// C23 `free_sized`: `size` is what was passed to `malloc`/`calloc`/`realloc`.
 #[no_mangle]
+#[link_section = ".text.goalloc_free_sized"]
 pub unsafe extern "C" fn goalloc_free_sized(p: *mut c_void, size: usize) {
-    crate::free_sized(p as *mut u8, size)
+    crate::free_sized_as(p as *mut u8, size, "goalloc_free_sized()")
 }
 
 /// C23 `free_aligned_sized`: for objects from `aligned_alloc(align, size)`.
 #[no_mangle]
+#[link_section = ".text.goalloc_free_aligned_sized"]
 pub unsafe extern "C" fn goalloc_free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-    crate::free_aligned_sized(p as *mut u8, align, size)
+    crate::free_aligned_sized_as(p as *mut u8, align, size, "goalloc_free_aligned_sized()")
 }
 
 /// Returns every free page to the OS now; the number of bytes released.
 #[no_mangle]
+#[link_section = ".text.goalloc_release_all"]
 pub extern "C" fn goalloc_release_all() -> usize {
     crate::release_all()
 }
@@ -180,6 +223,7 @@ pub extern "C" fn goalloc_release_all() -> usize {
 /// objects are counted when they move between thread caches and the central lists, so
 /// the object counts may run ahead of the program by what the thread caches hold.
 #[no_mangle]
+#[link_section = ".text.goalloc_read_mem_stats"]
 pub unsafe extern "C" fn goalloc_read_mem_stats(out: *mut crate::stats::goalloc_mem_stats) {
     if !out.is_null() {
         *out = crate::stats::read();
@@ -192,36 +236,43 @@ mod libc_names {
     use super::*;
 
     #[no_mangle]
+    #[link_section = ".text.malloc"]
     pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
         malloc_inline(size)
     }
 
     #[no_mangle]
+    #[link_section = ".text.free"]
     pub unsafe extern "C" fn free(p: *mut c_void) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, "free()")
     }
 
     #[no_mangle]
+    #[link_section = ".text.cfree"]
     pub unsafe extern "C" fn cfree(p: *mut c_void) {
-        crate::free(p as *mut u8)
+        crate::free_as(p as *mut u8, "cfree()")
     }
 
     #[no_mangle]
+    #[link_section = ".text.calloc"]
     pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
         goalloc_calloc(n, size)
     }
 
     #[no_mangle]
+    #[link_section = ".text.realloc"]
     pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-        goalloc_realloc(p, size)
+        realloc_as(p, size, "realloc()")
     }
 
     #[no_mangle]
+    #[link_section = ".text.reallocarray"]
     pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
-        goalloc_reallocarray(p, n, size)
+        reallocarray_as(p, n, size, "reallocarray()")
     }
 
     #[no_mangle]
+    #[link_section = ".text.posix_memalign"]
     pub unsafe extern "C" fn posix_memalign(
         out: *mut *mut c_void,
         align: usize,
@@ -231,48 +282,103 @@ mod libc_names {
     }
 
     #[no_mangle]
+    #[link_section = ".text.aligned_alloc"]
     pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
         goalloc_aligned_alloc(align, size)
     }
 
     #[no_mangle]
+    #[link_section = ".text.memalign"]
     pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
         goalloc_memalign(align, size)
     }
 
     #[no_mangle]
+    #[link_section = ".text.valloc"]
     pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
         goalloc_valloc(size)
     }
 
     #[no_mangle]
+    #[link_section = ".text.pvalloc"]
     pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
         goalloc_pvalloc(size)
     }
 
     #[no_mangle]
+    #[link_section = ".text.malloc_usable_size"]
     pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
-        goalloc_usable_size(p)
+        crate::usable_size_as(p as *const u8, "malloc_usable_size()")
     }
 
     #[no_mangle]
+    #[link_section = ".text.free_sized"]
     pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
-        goalloc_free_sized(p, size)
+        crate::free_sized_as(p as *mut u8, size, "free_sized()")
     }
 
     #[no_mangle]
+    #[link_section = ".text.free_aligned_sized"]
     pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-        goalloc_free_aligned_sized(p, align, size)
+        crate::free_aligned_sized_as(p as *mut u8, align, size, "free_aligned_sized()")
+    }
+
+    // glibc's own names for its malloc family (GLIBC_2.2.5), which some programs and
+    // runtimes call directly: they are goalloc's too, as in tcmalloc and mimalloc, so
+    // that what they allocate can go to `free` and back.
+
+    #[no_mangle]
+    #[link_section = ".text.__libc_malloc"]
+    pub unsafe extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
+        malloc_inline(size)
+    }
+
+    #[no_mangle]
+    #[link_section = ".text.__libc_calloc"]
+    pub unsafe extern "C" fn __libc_calloc(n: usize, size: usize) -> *mut c_void {
+        goalloc_calloc(n, size)
+    }
+
+    #[no_mangle]
+    #[link_section = ".text.__libc_realloc"]
+    pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+        realloc_as(p, size, "__libc_realloc()")
+    }
+
+    #[no_mangle]
+    #[link_section = ".text.__libc_free"]
+    pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
+        crate::free_as(p as *mut u8, "__libc_free()")
+    }
+
+    #[no_mangle]
+    #[link_section = ".text.__libc_memalign"]
+    pub unsafe extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
+        goalloc_memalign(align, size)
+    }
+
+    #[no_mangle]
+    #[link_section = ".text.__libc_valloc"]
+    pub unsafe extern "C" fn __libc_valloc(size: usize) -> *mut c_void {
+        goalloc_valloc(size)
+    }
+
+    #[no_mangle]
+    #[link_section = ".text.__libc_pvalloc"]
+    pub unsafe extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
+        goalloc_pvalloc(size)
     }
 
     /// Releases free memory; returns 1 when something was released (glibc's contract).
     #[no_mangle]
+    #[link_section = ".text.malloc_trim"]
     pub extern "C" fn malloc_trim(_pad: usize) -> i32 {
         (crate::release_all() > 0) as i32
     }
 
     /// Accepted and ignored: glibc's tunables do not apply. Returns 1 (success).
     #[no_mangle]
+    #[link_section = ".text.mallopt"]
     pub extern "C" fn mallopt(_param: i32, _value: i32) -> i32 {
         1
     }
@@ -281,6 +387,7 @@ mod libc_names {
     /// of allocated objects, `fordblks` the rest of the mapped heap, `hblks`/`hblkhd` the
     /// large objects, `keepcost` the free bytes `malloc_trim` would release.
     #[no_mangle]
+    #[link_section = ".text.mallinfo2"]
     pub extern "C" fn mallinfo2() -> libc::mallinfo2 {
         let st = crate::stats::read();
         libc::mallinfo2 {
@@ -298,6 +405,7 @@ mod libc_names {
     }
 
     #[no_mangle]
+    #[link_section = ".text.mallinfo"]
     pub extern "C" fn mallinfo() -> libc::mallinfo {
         let m = mallinfo2();
         let clamp = |v: usize| v.min(i32::MAX as usize) as i32;
@@ -317,12 +425,14 @@ mod libc_names {
 
     /// A readable summary on stderr, as glibc's `malloc_stats`.
     #[no_mangle]
+    #[link_section = ".text.malloc_stats"]
     pub extern "C" fn malloc_stats() {
         crate::report::write_report(2, false);
     }
 
     /// The figures as XML in glibc's shape, with one `<size>` element per size class.
     #[no_mangle]
+    #[link_section = ".text.malloc_info"]
     pub unsafe extern "C" fn malloc_info(options: i32, stream: *mut libc::FILE) -> i32 {
         if options != 0 || stream.is_null() {
             set_errno(libc::EINVAL);
@@ -349,10 +459,13 @@ mod cxx {
         libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr())
     }
 
-    /// One allocation attempt for `new_loop`; never unwinds.
+    /// One allocation attempt for `new_loop` (`align` is 1 for the forms without
+    /// `std::align_val_t`); never unwinds. An aligned new of fewer bytes than its
+    /// alignment takes `align` bytes, whose class has that alignment, as
+    /// `delete_aligned_sized` assumes.
     unsafe extern "C" fn try_alloc(size: usize, align: usize) -> *mut c_void {
         if align <= 16 {
-            crate::malloc(size) as *mut c_void
+            crate::malloc(size.max(align)) as *mut c_void
         } else {
             crate::aligned_alloc(align, size) as *mut c_void
         }
@@ -432,12 +545,13 @@ mod cxx {
         )
     }
 
+    /// The sized delete of an object from `try_alloc(size, align)`, naming `call`.
     #[inline(always)]
-    unsafe fn delete_sized(p: *mut c_void, size: usize, align: usize) {
+    unsafe fn delete_aligned_sized(p: *mut c_void, size: usize, align: usize, call: &'static str) {
         if align <= 16 {
-            crate::free_sized(p as *mut u8, size)
+            crate::free_sized_as(p as *mut u8, size.max(align), call)
         } else {
-            crate::free_aligned_sized(p as *mut u8, align, size)
+            crate::free_aligned_sized_as(p as *mut u8, align, size, call)
         }
     }
 
@@ -468,45 +582,55 @@ mod cxx {
         _ZnamSt11align_val_tRKSt9nothrow_t(size, align, nothrow) => [];
     }
 
-    /// The name `operator delete` reports bad pointers under.
+    /// The names the delete operators report bad pointers (and wrong sizes) under.
     const DELETE: &str = "operator delete";
+    const DELETE_ARRAY: &str = "operator delete[]";
 
     // operator delete: plain, array, nothrow
     #[no_mangle]
+    #[link_section = ".text._ZdlPv"]
     pub unsafe extern "C" fn _ZdlPv(p: *mut c_void) {
         crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
+    #[link_section = ".text._ZdaPv"]
     pub unsafe extern "C" fn _ZdaPv(p: *mut c_void) {
-        crate::free_as(p as *mut u8, DELETE)
+        crate::free_as(p as *mut u8, DELETE_ARRAY)
     }
     #[no_mangle]
+    #[link_section = ".text._ZdlPvRKSt9nothrow_t"]
     pub unsafe extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
         crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
+    #[link_section = ".text._ZdaPvRKSt9nothrow_t"]
     pub unsafe extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
-        crate::free_as(p as *mut u8, DELETE)
+        crate::free_as(p as *mut u8, DELETE_ARRAY)
     }
     // sized delete: the size finds the class without the page map
     #[no_mangle]
+    #[link_section = ".text._ZdlPvm"]
     pub unsafe extern "C" fn _ZdlPvm(p: *mut c_void, size: usize) {
-        delete_sized(p, size, 1)
+        crate::free_sized_as(p as *mut u8, size, DELETE)
     }
     #[no_mangle]
+    #[link_section = ".text._ZdaPvm"]
     pub unsafe extern "C" fn _ZdaPvm(p: *mut c_void, size: usize) {
-        delete_sized(p, size, 1)
+        crate::free_sized_as(p as *mut u8, size, DELETE_ARRAY)
     }
     // aligned delete
     #[no_mangle]
+    #[link_section = ".text._ZdlPvSt11align_val_t"]
     pub unsafe extern "C" fn _ZdlPvSt11align_val_t(p: *mut c_void, _align: usize) {
         crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
+    #[link_section = ".text._ZdaPvSt11align_val_t"]
     pub unsafe extern "C" fn _ZdaPvSt11align_val_t(p: *mut c_void, _align: usize) {
-        crate::free_as(p as *mut u8, DELETE)
+        crate::free_as(p as *mut u8, DELETE_ARRAY)
     }
     #[no_mangle]
+    #[link_section = ".text._ZdlPvSt11align_val_tRKSt9nothrow_t"]
     pub unsafe extern "C" fn _ZdlPvSt11align_val_tRKSt9nothrow_t(
         p: *mut c_void,
         _align: usize,
@@ -515,19 +639,22 @@ mod cxx {
         crate::free_as(p as *mut u8, DELETE)
     }
     #[no_mangle]
+    #[link_section = ".text._ZdaPvSt11align_val_tRKSt9nothrow_t"]
     pub unsafe extern "C" fn _ZdaPvSt11align_val_tRKSt9nothrow_t(
         p: *mut c_void,
         _align: usize,
         _: *const c_void,
     ) {
-        crate::free_as(p as *mut u8, DELETE)
+        crate::free_as(p as *mut u8, DELETE_ARRAY)
     }
     #[no_mangle]
+    #[link_section = ".text._ZdlPvmSt11align_val_t"]
     pub unsafe extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-        delete_sized(p, size, align)
+        delete_aligned_sized(p, size, align, DELETE)
     }
     #[no_mangle]
+    #[link_section = ".text._ZdaPvmSt11align_val_t"]
     pub unsafe extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-        delete_sized(p, size, align)
+        delete_aligned_sized(p, size, align, DELETE_ARRAY)
     }
 }

@@ -46,7 +46,9 @@
 //!
 //! 1. **Small malloc** (≤ 32 KiB): one 4 KiB table indexed by `(size + 7) / 8` gives the
 //!    class; the object is popped from the thread's free list for that class. No lock, no
-//!    atomic read-modify-write, no system call.
+//!    atomic read-modify-write, no system call. Every pointer the C entry points return
+//!    is 16-byte aligned; only `GoAlloc`, told by a `Layout` that 8 bytes suffice, uses
+//!    the 8-byte class (through a second table).
 //! 2. When the list is empty, the mcache takes a chain of objects from the class's
 //!    mcentral: a ready batch if one is cached, otherwise objects cut from its partial
 //!    spans, otherwise from a new span that mcentral gets from mheap.
@@ -237,8 +239,9 @@ fn init_slow() -> bool {
     }
 }
 
-/// Allocates `size` bytes: 16-byte aligned from 16 bytes up, 8-byte aligned below.
-/// Returns null when out of memory; `size == 0` gives a unique pointer.
+/// Allocates `size` bytes, 16-byte aligned whatever the size, as glibc's `malloc` (sizes
+/// up to 16 take a 16-byte object). Returns null when out of memory; `size == 0` gives a
+/// unique pointer.
 ///
 /// # Safety
 /// Safe to call from anywhere; `unsafe` because the result is raw memory.
@@ -293,9 +296,10 @@ pub unsafe fn free(p: *mut u8) {
     unsafe { free_as(p, "free()") }
 }
 
-/// `free`, naming `call` (e.g. `"free()"`) when it reports a bad pointer. Inlined into each
-/// exported entry point: the fast path is the page-map lookup, the object-start check and
-/// the push, with no call and no stack frame; everything else is a tail call.
+/// `free`, naming `call` (the entry point the program called, e.g. `"free()"` or
+/// `"operator delete"`) when it reports a bad pointer. Inlined into each exported entry
+/// point: the fast path is the page-map lookup, the object-start check and the push, with
+/// no call and no stack frame; everything else is a tail call.
 ///
 /// # Safety
 /// As `free`.
@@ -304,7 +308,7 @@ pub unsafe fn free_as(p: *mut u8, call: &'static str) {
     let info = pagemap::page_info(p as usize);
     if info != 0 && pagemap::is_object_start(p as usize, info) {
         // SAFETY: the page map says p starts an object of this class.
-        unsafe { mcache::free_at(p, pagemap::info_slot(info)) }
+        unsafe { mcache::free_at(p, pagemap::info_slot(info), call) }
     } else {
         // SAFETY: forwarded contract.
         unsafe { free_slow(p, info, call) }
@@ -318,8 +322,18 @@ pub unsafe fn free_as(p: *mut u8, call: &'static str) {
 /// As `free`, and `size` is the size `p` was allocated with.
 #[inline]
 pub unsafe fn free_sized(p: *mut u8, size: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { free_sized_as(p, size, "free_sized()") }
+}
+
+/// `free_sized`, naming `call` when it reports a bad pointer or a wrong size.
+///
+/// # Safety
+/// As `free_sized`.
+#[inline(always)]
+pub unsafe fn free_sized_as(p: *mut u8, size: usize, call: &'static str) {
     // SAFETY: malloc(size) is aligned_alloc(1, size).
-    unsafe { free_aligned_sized(p, 1, size) }
+    unsafe { free_aligned_sized_as(p, 1, size, call) }
 }
 
 #[cold]
@@ -342,18 +356,7 @@ unsafe fn free_slow(p: *mut u8, info: usize, call: &'static str) {
 /// Reports the bad pointer `p` passed to `call` as `"{call}: {what}"`, without allocating.
 #[cold]
 fn report(call: &str, what: &str, p: *const u8) {
-    let mut msg = [0u8; 128];
-    let n = call.len().min(40);
-    msg[..n].copy_from_slice(&call.as_bytes()[..n]);
-    msg[n] = b':';
-    msg[n + 1] = b' ';
-    let m = what.len().min(msg.len() - n - 2);
-    msg[n + 2..n + 2 + m].copy_from_slice(&what.as_bytes()[..m]);
-    // The parts are ASCII, so the text is valid UTF-8.
-    checked::invalid(
-        core::str::from_utf8(&msg[..n + 2 + m]).unwrap_or(what),
-        p as usize,
-    );
+    checked::invalid_call(call, what, p as usize);
 }
 
 /// Allocates `n * size` zeroed bytes; null when the product overflows or out of memory.
@@ -414,14 +417,23 @@ fn small_class_of(p: *const u8, call: &str) -> Option<usize> {
 /// # Safety
 /// `p` is null or a live object of this allocator.
 pub unsafe fn usable_size(p: *const u8) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { usable_size_as(p, "malloc_usable_size()") }
+}
+
+/// `usable_size`, naming `call` when it reports a bad pointer.
+///
+/// # Safety
+/// As `usable_size`.
+pub unsafe fn usable_size_as(p: *const u8, call: &'static str) -> usize {
     if p.is_null() {
         return 0;
     }
-    match small_class_of(p, "malloc_usable_size()") {
+    match small_class_of(p, call) {
         None => 0,
         Some(0) => {
             // SAFETY: forwarded contract.
-            let s = unsafe { large_span_of(p as *mut u8, "malloc_usable_size()") };
+            let s = unsafe { large_span_of(p as *mut u8, call) };
             if s.is_null() {
                 0
             } else {
@@ -440,16 +452,25 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
 /// # Safety
 /// `p` is null or a live object of this allocator; on success `p` must not be used again.
 pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    // SAFETY: forwarded contract.
+    unsafe { realloc_as(p, size, "realloc()") }
+}
+
+/// `realloc`, naming `call` when it reports a bad pointer (or finds `p` freed twice).
+///
+/// # Safety
+/// As `realloc`.
+pub unsafe fn realloc_as(p: *mut u8, size: usize, call: &'static str) -> *mut u8 {
     if p.is_null() {
         // SAFETY: plain allocation.
         return unsafe { malloc(size) };
     }
     if size == 0 {
         // SAFETY: forwarded contract.
-        unsafe { free(p) };
+        unsafe { free_as(p, call) };
         return ptr::null_mut();
     }
-    let Some(class) = small_class_of(p, "realloc()") else {
+    let Some(class) = small_class_of(p, call) else {
         return ptr::null_mut();
     };
     let old_size = if class != 0 {
@@ -459,7 +480,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         CLASS_SIZE[class] as usize
     } else {
         // SAFETY: forwarded contract.
-        let s = unsafe { large_span_of(p, "realloc()") };
+        let s = unsafe { large_span_of(p, call) };
         if s.is_null() {
             return ptr::null_mut();
         }
@@ -481,7 +502,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         // SAFETY: both objects hold at least min(old, new) bytes and do not overlap.
         unsafe {
             ptr::copy_nonoverlapping(p, q, old_size.min(size));
-            free(p);
+            free_as(p, call);
         }
     }
     q
@@ -526,6 +547,18 @@ pub unsafe fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
 /// `align` is at most 16 and `size` at least `align`).
 #[inline]
 pub unsafe fn free_aligned_sized(p: *mut u8, align: usize, size: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { free_aligned_sized_as(p, align, size, "free_aligned_sized()") }
+}
+
+/// `free_aligned_sized`, naming `call` when it reports a bad pointer or a wrong size. A
+/// wrong size is found when the object goes back to its span: at once in checked mode
+/// (every free goes there), later otherwise.
+///
+/// # Safety
+/// As `free_aligned_sized`.
+#[inline(always)]
+pub unsafe fn free_aligned_sized_as(p: *mut u8, align: usize, size: usize, call: &'static str) {
     match class_for(size, align) {
         Some(class) if !p.is_null() => {
             debug_assert_eq!(
@@ -534,10 +567,10 @@ pub unsafe fn free_aligned_sized(p: *mut u8, align: usize, size: usize) {
                 "sized free with a wrong size"
             );
             // SAFETY: p is an object of that class (caller's contract).
-            unsafe { mcache::free(p, class) }
+            unsafe { mcache::free(p, class, call) }
         }
         // SAFETY: forwarded contract.
-        _ => unsafe { free(p) },
+        _ => unsafe { free_as(p, call) },
     }
 }
 

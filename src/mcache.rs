@@ -342,13 +342,14 @@ fn alloc_slow(class: usize) -> *mut u8 {
     unsafe { (*c).refill(class) }
 }
 
-/// Pushes a freed object of class `class`.
+/// Pushes a freed object of class `class`, freed by the entry point `call` (which a report
+/// of a bad free names).
 ///
 /// # Safety
 /// `p` is an allocated object of class `class` that the program no longer uses.
 #[inline(always)]
-pub unsafe fn free(p: *mut u8, class: usize) {
-    free_at(p, class << crate::pagemap::INFO_CLASS_SHIFT)
+pub unsafe fn free(p: *mut u8, class: usize, call: &'static str) {
+    free_at(p, class << crate::pagemap::INFO_CLASS_SHIFT, call)
 }
 
 // `free_at` finds a list at byte offset `class × size_of::<FreeList>()`, which `lists`
@@ -361,7 +362,7 @@ const _: () = assert!(core::mem::size_of::<FreeList>() == 1 << crate::pagemap::I
 /// # Safety
 /// As `free`.
 #[inline(always)]
-pub unsafe fn free_at(p: *mut u8, slot: usize) {
+pub unsafe fn free_at(p: *mut u8, slot: usize, call: &'static str) {
     let c = cache();
     let l = &mut *((c as *mut u8).add(slot) as *mut FreeList);
     let class = slot >> crate::pagemap::INFO_CLASS_SHIFT;
@@ -374,30 +375,30 @@ pub unsafe fn free_at(p: *mut u8, slot: usize) {
         l.set_len(l.len() + 1);
         return;
     }
-    free_slow(p, class)
+    free_slow(p, class, call)
 }
 
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(p: *mut u8, class: usize) {
+unsafe fn free_slow(p: *mut u8, class: usize, call: &'static str) {
     let c = own_cache();
     let o = p as *mut FreeObject;
     if c.is_null() {
         // An exited thread: the object goes straight back to mcentral.
         (*o).next = ptr::null_mut();
-        CENTRAL[class].flush(class, o, 1);
+        CENTRAL[class].flush(class, o, 1, Some(call));
         return;
     }
     let l = &mut (*c).lists[class];
     if o == l.head {
-        crate::checked::invalid("free(): double free", p as usize);
+        crate::checked::invalid_call(call, "double free", p as usize);
         return;
     }
     (*o).next = l.head;
     l.head = o;
     l.set_len(l.len() + 1);
     if l.len() > l.max_len {
-        (*c).overflow(class);
+        (*c).overflow(class, call);
     }
 }
 
@@ -685,15 +686,16 @@ impl MCache {
         self.lists[class].max_len = new;
     }
 
-    /// Called when a push made `len > max_len`.
+    /// Called when a push made `len > max_len`; `call` is the entry point that pushed the
+    /// list's head.
     #[cold]
     #[inline(never)]
-    unsafe fn overflow(&mut self, class: usize) {
+    unsafe fn overflow(&mut self, class: usize, call: &'static str) {
         self.prepare(class);
         let batch = CLASS_BATCH[class] as u32;
         let size = CLASS_SIZE[class] as usize;
         let n = self.lists[class].len().min(batch);
-        self.release(class, n);
+        self.release_freed_by(class, n, Some(call));
         let l = &mut self.lists[class];
         if crate::checked::enabled() {
             // The limit stays 0.
@@ -719,6 +721,17 @@ impl MCache {
 
     /// Moves the first `n` objects of list `class` to mcentral.
     unsafe fn release(&mut self, class: usize, n: u32) {
+        self.release_freed_by(class, n, None)
+    }
+
+    /// `release`, where `head_freed_by` names the entry point that freed the list's head,
+    /// when it is the call running now (see `MCentral::flush`).
+    unsafe fn release_freed_by(
+        &mut self,
+        class: usize,
+        n: u32,
+        head_freed_by: Option<&'static str>,
+    ) {
         if n == 0 {
             return;
         }
@@ -732,7 +745,7 @@ impl MCache {
         l.head = (*last).next;
         l.set_len(l.len() - n);
         (*last).next = ptr::null_mut();
-        CENTRAL[class].flush(class, first, n);
+        CENTRAL[class].flush(class, first, n, head_freed_by);
     }
 
     /// Raises this thread's byte limit by a step, if it and all threads together stay

@@ -117,15 +117,15 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
 
 /// Returns object `o` to its span `s` (in checked mode, filled). False when it is not
 /// allocated (the span has it back already, or never handed it out): a double free,
-/// already reported.
+/// already reported, naming `freed_by` (see `MCentral::flush`).
 ///
 /// # Safety
 /// The span's mcentral lock is held; `o` is an object of `s`.
 #[inline]
-unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject) -> bool {
+unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject, freed_by: Option<&str>) -> bool {
     let i = object_index((*s).sizeclass as usize, o as usize - (*s).start);
     if !(*s).put_returned(i) {
-        checked::invalid("free(): double free", o as usize);
+        report(freed_by, "double free", o);
         return false;
     }
     if checked::enabled() {
@@ -133,6 +133,21 @@ unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject) -> bool {
     }
     (*s).alloc_count -= 1;
     true
+}
+
+/// Reports a bad object found on its way back to its span: `freed_by` names the entry
+/// point that freed it, when that is the call running now; otherwise the object was freed
+/// by an earlier call that nothing recorded, and the report says so instead of naming one.
+#[cold]
+fn report(freed_by: Option<&str>, what: &str, o: *mut FreeObject) {
+    match freed_by {
+        Some(call) => checked::invalid_call(call, what, o as usize),
+        None => checked::invalid_call(
+            what,
+            "in an earlier call, seen when freed objects returned to their span",
+            o as usize,
+        ),
+    }
 }
 
 impl MCentral {
@@ -204,12 +219,23 @@ impl MCentral {
         (head, n)
     }
 
-    /// Takes back a null-terminated chain of `n` objects of this class.
+    /// Takes back a null-terminated chain of `n` objects of this class. `head_freed_by`
+    /// names the entry point that freed the chain's first object when that is the call
+    /// running now (a free whose push overflowed its list; in checked mode every free, as
+    /// the lists hold nothing), so that a bad object found here is reported under the name
+    /// the program called.
     ///
     /// # Safety
     /// Every object on the chain is an allocated object of this class that nothing else
     /// refers to.
-    pub unsafe fn flush(&self, class: usize, mut head: *mut FreeObject, mut n: u32) {
+    pub unsafe fn flush(
+        &self,
+        class: usize,
+        mut head: *mut FreeObject,
+        mut n: u32,
+        head_freed_by: Option<&'static str>,
+    ) {
+        let first = head;
         let batch = CLASS_BATCH[class] as u32;
         let mut empty: *mut MSpan = ptr::null_mut();
         self.lock.lock();
@@ -231,19 +257,17 @@ impl MCentral {
         while !head.is_null() {
             let o = head;
             head = (*o).next;
+            let freed_by = if o == first { head_freed_by } else { None };
             let s = pagemap::span_of(o as usize);
             if s.is_null() || (*s).sizeclass as usize != class {
                 // Only a sized free with the wrong size brings an object here. A compare
                 // per object on this slow path keeps it from corrupting another class's
                 // lists (objects that travel in whole batches are not looked at).
-                checked::invalid(
-                    "free_sized(): the size does not match the object",
-                    o as usize,
-                );
+                report(freed_by, "the size does not match the object", o);
                 continue;
             }
             debug_assert!(!s.is_null() && (*s).sizeclass as usize == class);
-            if !return_to_span(s, o) {
+            if !return_to_span(s, o, freed_by) {
                 continue;
             }
             c.nfree += 1;
@@ -319,7 +343,7 @@ impl MCentral {
             }
             head = (*last).next;
             (*last).next = ptr::null_mut();
-            self.flush(class, first, k);
+            self.flush(class, first, k, None);
         }
     }
 

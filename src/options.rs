@@ -2,7 +2,9 @@
 //!
 //! The environment is read by walking `environ` directly: no allocation, so it works from
 //! inside the first `malloc` of a preloaded library. A malformed value prints one warning
-//! line and keeps the default.
+//! line and keeps the default. The first read of any option loads them all, whichever
+//! entry point it comes from: a program whose first call is a bad `free` gets the
+//! `GOALLOC_INVALID_FREE` it asked for, and `GOALLOC_VERBOSE` prints for it.
 
 use crate::os;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -134,7 +136,12 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
 ];
 
 static VALUES: [AtomicU64; NUM_OPTIONS] = [const { AtomicU64::new(0) }; NUM_OPTIONS];
+/// Every value is stored. Threads that race to load all store the same values (the
+/// environment's), so none waits for another: a waiting loop could spin forever in a
+/// signal handler that interrupted the load on its own thread.
 static LOADED: AtomicBool = AtomicBool::new(false);
+/// A thread has claimed the warnings and the `GOALLOC_VERBOSE` lines, printed once.
+static REPORTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" {
     static environ: *const *const libc::c_char;
@@ -143,7 +150,8 @@ extern "C" {
 /// The value of `name` in the environment, without allocating.
 fn getenv(name: &str) -> Option<&'static [u8]> {
     // SAFETY: environ is a null-terminated array of NUL-terminated strings that the
-    // program does not free while we read it (we read it once, at initialisation).
+    // program does not free while we read it (we read it when the options load, and for
+    // GOALLOC_STATS_FILE at exit).
     unsafe {
         let mut e = environ;
         if e.is_null() {
@@ -163,26 +171,38 @@ fn getenv(name: &str) -> Option<&'static [u8]> {
     None
 }
 
-/// Reads every option from the environment. Called once from `crate::init`.
+/// Reads every option from the environment, unless that is done: from `crate::init`, and
+/// from `get` on any path that reads an option before it.
+#[inline]
 pub fn load() {
+    if !LOADED.load(Ordering::Acquire) {
+        load_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn load_slow() {
+    let report = !REPORTED.swap(true, Ordering::Relaxed);
     for (i, opt) in OPTIONS.iter().enumerate() {
         let mut v = opt.default;
         if let Some(text) = getenv(opt.name) {
             match (opt.parse)(text) {
                 Some(x) => v = x,
-                None => os::write_stderr(&[
+                None if report => os::write_stderr(&[
                     b"goalloc: warning: ignoring malformed ",
                     opt.name.as_bytes(),
                     b"=",
                     &text[..text.len().min(64)],
                     b" (using the default)",
                 ]),
+                None => {}
             }
         }
         VALUES[i].store(v, Ordering::Relaxed);
     }
     LOADED.store(true, Ordering::Release);
-    if get(VERBOSE) != 0 {
+    if report && get(VERBOSE) != 0 {
         for opt in OPTIONS.iter() {
             let (value, from): (&[u8], &[u8]) = match getenv(opt.name) {
                 Some(t) if (opt.parse)(t).is_some() => (t, b"environment"),
@@ -207,14 +227,11 @@ pub fn text(i: usize) -> Option<&'static [u8]> {
     getenv(OPTIONS[i].name)
 }
 
-/// The value of option `i` (its default before `load`).
+/// The value of option `i`; the first call loads them all.
 #[inline]
 pub fn get(i: usize) -> u64 {
-    if LOADED.load(Ordering::Acquire) {
-        VALUES[i].load(Ordering::Relaxed)
-    } else {
-        OPTIONS[i].default
-    }
+    load();
+    VALUES[i].load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

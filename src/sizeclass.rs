@@ -67,9 +67,17 @@ const fn gen_nelems() -> [u16; NUM_CLASSES] {
 /// Objects per span of each class.
 pub const CLASS_NELEMS: [u16; NUM_CLASSES] = gen_nelems();
 
-const fn gen_size_to_class() -> [u8; MAX_SMALL_SIZE / SIZE_STEP + 1] {
+/// The class of the 8-byte objects, the only class that is not 16-byte aligned.
+pub const CLASS_8: usize = 1;
+/// The smallest class C's `malloc` uses: 16 bytes.
+pub const CLASS_16: usize = 2;
+const _: () = assert!(CLASS_SIZE[CLASS_8] == 8 && CLASS_SIZE[CLASS_16] == 16);
+
+/// The smallest class of at least `size` bytes, from class `first` on, for every size
+/// step: the body of both lookup tables.
+const fn gen_size_to_class(first: usize) -> [u8; MAX_SMALL_SIZE / SIZE_STEP + 1] {
     let mut t = [0u8; MAX_SMALL_SIZE / SIZE_STEP + 1];
-    let mut c = 1;
+    let mut c = first;
     let mut i = 0;
     while i < t.len() {
         let size = i * SIZE_STEP;
@@ -82,21 +90,44 @@ const fn gen_size_to_class() -> [u8; MAX_SMALL_SIZE / SIZE_STEP + 1] {
     t
 }
 
-/// Class for sizes 0..=32768, indexed by `(size + 7) / 8`: one table of 4 KiB, so that
-/// the lookup is an add, a shift and a load for every small size (every class size is a
-/// multiple of 8, so rounding up to 8 never changes the class).
-pub const SIZE_TO_CLASS: [u8; MAX_SMALL_SIZE / SIZE_STEP + 1] = gen_size_to_class();
+/// Class for sizes 0..=32768, indexed by `(size + 7) / 8`, for the C entry points: one
+/// table of 4 KiB, so that the lookup is an add, a shift and a load for every small size
+/// (every class size is a multiple of 8, so rounding up to 8 never changes the class).
+/// Sizes 0..=16 all get the 16-byte class: glibc on x86-64 returns memory aligned to
+/// `alignof(max_align_t)` = 16 for every request, and programs built against it rely on
+/// that, so C's `malloc` never uses the 8-byte class.
+pub const SIZE_TO_CLASS: [u8; MAX_SMALL_SIZE / SIZE_STEP + 1] = gen_size_to_class(CLASS_16);
 
-/// The class of a request of `size` bytes, `size <= MAX_SMALL_SIZE`. Size 0 gets class 1
-/// (malloc(0) returns a unique object).
+/// `SIZE_TO_CLASS` for callers that state the alignment they need (Rust's `Layout`):
+/// sizes up to 8 get the 8-byte class, every other size the same class. A second table
+/// rather than a test of the size, so that this lookup too is a load.
+pub const SIZE_TO_CLASS_8: [u8; MAX_SMALL_SIZE / SIZE_STEP + 1] = gen_size_to_class(CLASS_8);
+
+/// `table[(size + 7) / 8]`.
 // (size + 7) / 8 is an add and a shift, where div_ceil adds a compare.
 #[allow(clippy::manual_div_ceil)]
 #[inline(always)]
-pub fn size_to_class(size: usize) -> usize {
+fn lookup(table: &[u8; MAX_SMALL_SIZE / SIZE_STEP + 1], size: usize) -> usize {
     debug_assert!(size <= MAX_SMALL_SIZE);
     // SAFETY: the index is in range for size <= MAX_SMALL_SIZE, which every caller checks
     // first (the tests run every size through here with debug assertions on).
-    unsafe { *SIZE_TO_CLASS.get_unchecked((size + SIZE_STEP - 1) / SIZE_STEP) as usize }
+    unsafe { *table.get_unchecked((size + SIZE_STEP - 1) / SIZE_STEP) as usize }
+}
+
+/// The class of a request of `size` bytes from C (`malloc`, `calloc`, `realloc`, sized
+/// frees, C++ `operator new`), `size <= MAX_SMALL_SIZE`: 16-byte aligned whatever the
+/// size. Sizes 0..=16 get class 2 (malloc(0) returns a unique object).
+#[inline(always)]
+pub fn size_to_class(size: usize) -> usize {
+    lookup(&SIZE_TO_CLASS, size)
+}
+
+/// The class of a request of `size` bytes that needs at most 8-byte alignment (a Rust
+/// `Layout` with `align() <= 8`), `size <= MAX_SMALL_SIZE`: class 1 for sizes 0..=8,
+/// `size_to_class(size)` above.
+#[inline(always)]
+pub fn size_to_class_8(size: usize) -> usize {
+    lookup(&SIZE_TO_CLASS_8, size)
 }
 
 /// The bytes a batch aims at. Far smaller than tcmalloc's 64 KiB: a class in steady use
@@ -317,13 +348,35 @@ mod tests {
     #[test]
     fn size_to_class_is_smallest_fit() {
         for size in 0..=MAX_SMALL_SIZE {
+            // C: the smallest 16-byte aligned class that fits.
             let c = size_to_class(size);
-            assert!((1..NUM_CLASSES).contains(&c), "size {size}");
+            assert!((CLASS_16..NUM_CLASSES).contains(&c), "size {size}");
             assert!(CLASS_SIZE[c] as usize >= size, "size {size} fits class {c}");
+            assert_eq!(
+                CLASS_ALIGN[c] % 16,
+                0,
+                "size {size}: class {c} is 16-aligned"
+            );
             assert!(
-                c == 1 || (CLASS_SIZE[c - 1] as usize) < size,
+                c == CLASS_16 || (CLASS_SIZE[c - 1] as usize) < size,
                 "size {size}: class {c} is the smallest that fits"
             );
+            // Rust: the smallest class that fits, the 8-byte one included; the same as
+            // C's above 8 bytes, so that both agree wherever both can be asked.
+            let c8 = size_to_class_8(size);
+            assert!((CLASS_8..NUM_CLASSES).contains(&c8), "size {size}");
+            assert!(
+                CLASS_SIZE[c8] as usize >= size,
+                "size {size} fits class {c8}"
+            );
+            assert!(
+                c8 == CLASS_8 || (CLASS_SIZE[c8 - 1] as usize) < size,
+                "size {size}: class {c8} is the smallest that fits"
+            );
+            assert_eq!(c8 == CLASS_8, size <= 8, "size {size}");
+            if size > 8 {
+                assert_eq!(c, c8, "size {size}");
+            }
         }
     }
 

@@ -49,6 +49,8 @@ struct Program {
     startup_lib: bool,
     /// Wall-clock limit for one run.
     timeout: Duration,
+    /// A program (and its arguments) that runs the binary, e.g. valgrind.
+    wrapper: &'static [&'static str],
 }
 
 const fn c(name: &'static str, sources: &'static [&'static str]) -> Program {
@@ -59,6 +61,7 @@ const fn c(name: &'static str, sources: &'static [&'static str]) -> Program {
         args: &[],
         startup_lib: false,
         timeout: Duration::from_secs(60),
+        wrapper: &[],
     }
 }
 
@@ -115,7 +118,16 @@ const OOM: Program = c("oom", &["oom.c"]);
 const STATS: Program = c("stats", &["stats.c"]);
 /// Exact counts at quiescent points, across threads.
 const STATS_EXACT: Program = c("stats_exact", &["stats_exact.c"]);
+/// glibc's `__libc_malloc` & co., called directly and mixed with `free` & co.
+const LIBC_NAMES: Program = c("libc_names", &["libc_names.c"]);
 const HEADER_API: Program = c("header_api", &["header_api.c"]);
+/// A C++ program under valgrind's memcheck, which exits with 99 when it reports an error.
+const VALGRIND_CXX: Program = Program {
+    cxx: true,
+    timeout: Duration::from_secs(180),
+    wrapper: &["valgrind", "--error-exitcode=99"],
+    ..c("valgrind_cxx", &["valgrind_cxx.cpp"])
+};
 const HEADER_API_CPP: Program = Program {
     cxx: true,
     ..c("header_api_cpp", &["header_api.cpp"])
@@ -164,6 +176,8 @@ c_test!(stats_preload, STATS, Mode::Preload);
 c_test!(stats_linked, STATS, Mode::Linked);
 c_test!(stats_exact_preload, STATS_EXACT, Mode::Preload);
 c_test!(stats_exact_linked, STATS_EXACT, Mode::Linked);
+c_test!(libc_names_preload, LIBC_NAMES, Mode::Preload);
+c_test!(libc_names_linked, LIBC_NAMES, Mode::Linked);
 c_test!(header_api_linked, HEADER_API, Mode::Linked);
 c_test!(header_api_cpp_linked, HEADER_API_CPP, Mode::Linked);
 
@@ -417,7 +431,14 @@ fn run(p: &Program, mode: Mode, test: &str) {
 
     let stdout_path = dir.join("stdout.txt");
     let stderr_path = dir.join("stderr.txt");
-    let mut cmd = Command::new(&exe);
+    let mut cmd = match p.wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(&exe);
+            cmd
+        }
+        None => Command::new(&exe),
+    };
     cmd.args(p.args)
         .current_dir(&dir)
         .env("GOALLOC_EXPECT", "1")
@@ -463,6 +484,67 @@ fn run(p: &Program, mode: Mode, test: &str) {
     }
     // shown with --nocapture (or --show-output)
     println!("{test}: ok in {elapsed:.2?}\n{stdout}{stderr}");
+}
+
+/// valgrind's memcheck replaces the allocation functions of every library by name,
+/// `libgoalloc.so`'s included, and tells them apart by address: a correct C++ program
+/// linked with `-lgoalloc` must get no error from it (it reported thousands of mismatched
+/// frees when `operator delete` and `operator delete[]` shared an address).
+#[test]
+fn valgrind_cxx_linked() {
+    let found = Command::new("valgrind").arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "valgrind is needed for this test (Debian: apt-get install valgrind)"
+    );
+    run(&VALGRIND_CXX, Mode::Linked, "valgrind_cxx_linked");
+    let stderr = fs::read_to_string(work_root().join("valgrind_cxx_linked/stderr.txt"))
+        .expect("valgrind's output");
+    assert!(
+        stderr.contains("ERROR SUMMARY: 0 errors from 0 contexts"),
+        "valgrind reported errors:\n{stderr}"
+    );
+}
+
+/// No two functions `libgoalloc.so` exports share an address, so that tools that know
+/// functions by address (valgrind, profilers, debuggers) name the one the program called.
+#[test]
+fn exported_functions_have_addresses_of_their_own() {
+    let lib = library();
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .expect("nm (binutils) is needed for this test");
+    assert!(out.status.success(), "nm -D {} failed", lib.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut by_address: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for line in text.lines() {
+        // "<address> <type> <name>"; T/t: code, W/w: weak, i: an ifunc
+        if let [address, kind, name] = line.split_whitespace().collect::<Vec<_>>()[..] {
+            if matches!(kind, "T" | "t" | "W" | "w" | "i") {
+                by_address.entry(address).or_default().push(name);
+            }
+        }
+    }
+    for name in ["malloc", "free", "_ZdlPv", "_ZdaPv", "__libc_malloc"] {
+        assert!(
+            by_address.values().flatten().any(|n| *n == name),
+            "{name} is not exported by {}:\n{text}",
+            lib.display()
+        );
+    }
+    let shared: Vec<String> = by_address
+        .iter()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(address, names)| format!("{address}: {}", names.join(" ")))
+        .collect();
+    assert!(
+        shared.is_empty(),
+        "exported functions that share an address in {}:\n{}",
+        lib.display(),
+        shared.join("\n")
+    );
 }
 
 /// `GOALLOC_STATS=1` on a python3 run appends the exit report to `GOALLOC_STATS_FILE`.

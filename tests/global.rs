@@ -98,3 +98,49 @@ fn alignments_and_zeroed_layouts() {
         }
     }
 }
+
+/// Layouts of at most 8 bytes and alignment keep the 8-byte class (C's malloc does not use
+/// it), and realloc moves objects into and out of it as `alloc` of the new layout would
+/// place them: `dealloc` finds the class from the layout (checked by its debug assertion
+/// in a debug build, and here by the page map).
+#[test]
+fn small_layouts_use_the_8_byte_class() {
+    use goalloc::pagemap::page_class;
+    use goalloc::sizeclass::{CLASS_16, CLASS_8};
+    use std::alloc::{alloc, dealloc, realloc, Layout};
+    let b = Box::new(7u64);
+    assert_eq!(page_class(&*b as *const u64 as usize), CLASS_8);
+    let b16 = Box::new(7u128);
+    assert_eq!(page_class(&*b16 as *const u128 as usize), CLASS_16);
+    unsafe {
+        for align in [1usize, 2, 4, 8, 16] {
+            // sizes through 8 and 16 bytes, up and down again
+            let sizes = [0usize, 1, 5, 8, 9, 16, 24, 100, 8, 3, 0, 40_000, 2, 17, 1];
+            let l = Layout::from_size_align(sizes[0], align).unwrap();
+            let mut p = alloc(l);
+            let mut size = sizes[0];
+            for &next in &sizes[1..] {
+                let want = if size.max(align) <= 8 { CLASS_8 } else { 0 };
+                if want != 0 {
+                    assert_eq!(page_class(p as usize), want, "align {align} size {size}");
+                } else if size.max(align) <= 16 {
+                    assert_eq!(
+                        page_class(p as usize),
+                        CLASS_16,
+                        "align {align} size {size}"
+                    );
+                }
+                assert_eq!(p as usize % align, 0);
+                p.write_bytes(0x5c, size);
+                let q = realloc(p, Layout::from_size_align(size, align).unwrap(), next);
+                assert!(!q.is_null());
+                assert!((0..size.min(next)).all(|i| *q.add(i) == 0x5c));
+                p = q;
+                size = next;
+            }
+            dealloc(p, Layout::from_size_align(size, align).unwrap());
+        }
+    }
+    drop((b, b16));
+    goalloc::validate();
+}
