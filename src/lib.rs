@@ -113,6 +113,8 @@
 //! Address space is None → Reserved (arena reserved, `PROT_NONE`) → Ready (mapped, in
 //! spans) → Released (a free span's pages returned with `madvise`) and back to Ready when
 //! reused; see `os`. Free spans record when they were freed and whether they are released.
+//! An arena whose pages are all free goes back to None when a reservation fails (under
+//! `RLIMIT_AS`) and on `malloc_trim`; see `mheap`.
 //!
 //! # Lock order
 //!
@@ -287,6 +289,10 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
     }
     if s.is_null() {
         s = HEAP.alloc_span(npages, 0);
+        if s.is_null() {
+            reclaim_caches();
+            s = HEAP.alloc_span(npages, 0);
+        }
         mcache::note_large_trip();
         scavenger::poll();
         if s.is_null() {
@@ -570,9 +576,13 @@ fn alloc_large_aligned(align: usize, size: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     let npages = size.div_ceil(PAGE_SIZE).max(1);
-    let s = HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE));
+    let mut s = HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE));
     if s.is_null() {
-        return ptr::null_mut();
+        reclaim_caches();
+        s = HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE));
+        if s.is_null() {
+            return ptr::null_mut();
+        }
     }
     // SAFETY: s is a Large span owned by this allocation.
     unsafe {
@@ -588,11 +598,20 @@ pub fn release_all() -> usize {
     if !init() {
         return 0;
     }
+    reclaim_caches();
+    HEAP.release_all(scavenger::release_mode())
+}
+
+/// The calling thread's cache and every ready batch go back to their spans, so that spans
+/// wholly free reach mheap. Also when the heap found no memory for a large object: the
+/// arenas those spans kept can then go back to the OS and make room (glibc consolidates
+/// its fast bins before it fails a large request).
+#[cold]
+fn reclaim_caches() {
     mcache::flush_current();
     for (class, c) in CENTRAL.iter().enumerate().skip(1) {
         c.drain_batches(class);
     }
-    HEAP.release_all(scavenger::release_mode())
 }
 
 /// Checks every invariant the allocator can check from here: mheap's free lists and
