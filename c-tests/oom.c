@@ -2,8 +2,9 @@
  * errno = ENOMEM, or ENOMEM from posix_memalign), the old object survives a failed
  * realloc, no lock stays held (another thread can still allocate once memory is freed),
  * nothing leaks (the same amount can be allocated again), and allocation works again.
- * Once everything is freed, the address space serves any size again, without
- * malloc_trim (as glibc's and mimalloc's do). */
+ * The heap fills the address space up to the limit, and once everything is freed the
+ * address space serves any size again, without malloc_trim (as glibc's and mimalloc's
+ * do). */
 #define _GNU_SOURCE
 #include "check.h"
 #include "goalloc.h"
@@ -126,6 +127,11 @@ static void full_free_serves_any_size(size_t limit, size_t headroom)
     long filled_kb = vm_size_kb();
     printf("mixed fill: %d small objects and %d blocks of 4 MiB, VmSize %ld MiB of %zu\n",
            n - blocks, blocks, filled_kb / 1024, limit / MiB);
+    /* The heap can use the address space up to the limit (64 MiB of it stayed unused when
+     * goalloc could reserve whole 64 MiB arenas only). */
+    CHECKF((size_t)filled_kb * 1024 + 16 * MiB >= limit,
+           "the heap ran out at VmSize %ld MiB under a limit of %zu MiB", filled_kb / 1024,
+           limit / MiB);
     release(0, n);
 
     size_t sizes[] = {limit / 3, headroom / 5 * 3};

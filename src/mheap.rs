@@ -4,7 +4,8 @@
 //! steps of at least `GROW_BYTES`. Reserved address space counts against `RLIMIT_AS`
 //! whatever its pages hold, so when a reservation fails, the arenas whose pages are all
 //! free go back to the OS and it is tried again; `release_all` (`malloc_trim`) gives them
-//! back too. Free spans sit on `free[n]` for n = 1..127 pages and on
+//! back too. A reservation that still does not fit is cut to what the request needs,
+//! ending inside an arena. Free spans sit on `free[n]` for n = 1..127 pages and on
 //! `free[0]` for 128 pages or more (searched best-fit). Within a list, spans whose pages
 //! are still resident come first, released ones last, so reuse prefers memory that does
 //! not fault. A freed span is coalesced with free neighbours whose pages are in the same
@@ -96,13 +97,13 @@ fn bitmap_index(class: u8) -> usize {
     bitmap_words(crate::sizeclass::CLASS_NELEMS[class as usize] as usize).trailing_zeros() as usize
 }
 
-/// Whether the arena of record `r` is marked for release: all its pages were counted on
-/// the free lists (`HeapArena::free_pages`).
+/// Whether the arena of record `r` is marked for release: all its reserved pages were
+/// counted on the free lists (`HeapArena::free_pages`).
 ///
 /// # Safety
 /// `r` is a registered arena's record and the heap lock is held.
 unsafe fn wholly_free(r: *const HeapArena) -> bool {
-    (*r).free_pages == PAGES_PER_ARENA
+    (*r).free_pages == (*r).reserved_pages
 }
 
 /// `release_all` works in chunks of this many pages (64 MiB), so that no span is off the
@@ -601,7 +602,13 @@ impl HeapInner {
             let Some(size) = ask.checked_next_multiple_of(ARENA_SIZE) else {
                 return false;
             };
-            let base = self.reserve_arenas(size);
+            let mut size = size;
+            let mut base = self.reserve_arenas(size);
+            if base == 0 && ask < size {
+                // Short of address space: reserve what this request needs, and no more.
+                size = ask;
+                base = self.reserve_arenas(size);
+            }
             if base == 0 {
                 return false;
             }
@@ -616,14 +623,32 @@ impl HeapInner {
         true
     }
 
-    /// None → Reserved for `size` bytes of new arenas (a multiple of the arena size),
-    /// registered in the page map. When the OS refuses (under `RLIMIT_AS`, address space
-    /// that a free span holds is still counted), the wholly free arenas go back to it and
-    /// the reservation is tried once more. Returns the base, or 0.
+    /// None → Reserved for `size` bytes (a multiple of `GROW_BYTES`) from an arena's
+    /// start, and the arenas they touch registered in the page map. When the OS refuses
+    /// (under `RLIMIT_AS`, address space that a free span holds is still counted), the
+    /// wholly free arenas go back to it and the reservation is tried once more. Returns
+    /// the base, or 0.
+    ///
+    /// When `size` is not a multiple of the arena size, the last arena is only partly
+    /// reserved; the rest of it may hold other mappings, which the page map then calls
+    /// ours, with no span: `free` reports them as it reports any pointer not ours. No
+    /// other reservation of ours can share the arena, as every one starts an arena.
     unsafe fn reserve_arenas(&mut self, size: usize) -> usize {
         let mut retried = false;
         loop {
-            let base = os::reserve(size, ARENA_SIZE, self.cur_end) as usize;
+            // After the current reservation, else below the lowest arena: mappings are
+            // placed top down, so there is usually room there when an aligned range
+            // elsewhere is hard to find.
+            let mut lowest = 0;
+            let mut r = self.arenas;
+            while !r.is_null() {
+                if lowest == 0 || (*r).base < lowest {
+                    lowest = (*r).base;
+                }
+                r = (*r).next;
+            }
+            let below = lowest.saturating_sub(size) & !(ARENA_SIZE - 1);
+            let base = os::reserve(size, ARENA_SIZE, &[self.cur_end, below]) as usize;
             if base != 0 {
                 if base + size <= 1 << pagemap::ADDR_BITS && self.register_arenas(base, size) {
                     return base;
@@ -643,7 +668,7 @@ impl HeapInner {
     /// memory for the records.
     unsafe fn register_arenas(&mut self, base: usize, size: usize) -> bool {
         let mut taken: *mut HeapArena = ptr::null_mut();
-        for _ in 0..size / ARENA_SIZE {
+        for _ in 0..size.div_ceil(ARENA_SIZE) {
             let mut r = self.arena_pool;
             if r.is_null() {
                 r = os::alloc_metadata(HEAP_ARENA_BYTES) as *mut HeapArena;
@@ -669,6 +694,7 @@ impl HeapInner {
             let r = taken;
             taken = (*r).next;
             (*r).base = a;
+            (*r).reserved_pages = (base + size - a).min(ARENA_SIZE) >> PAGE_SHIFT;
             (*r).free_pages = 0;
             (*r).next = self.arenas;
             self.arenas = r;
@@ -729,13 +755,15 @@ impl HeapInner {
                 continue;
             }
             *link = (*r).next;
+            let size = (*r).reserved_pages << PAGE_SHIFT;
             pagemap::unregister_arena((*r).base);
-            os::free((*r).base as *mut u8, ARENA_SIZE);
+            os::free((*r).base as *mut u8, size);
             (*r).base = 0;
+            (*r).reserved_pages = 0;
             (*r).free_pages = 0;
             (*r).next = self.arena_pool;
             self.arena_pool = r;
-            bytes += ARENA_SIZE;
+            bytes += size;
         }
         bytes
     }
@@ -1097,14 +1125,15 @@ impl HeapInner {
         let mut r = self.arenas;
         while !r.is_null() {
             invariant_eq!(pagemap::arena_of((*r).base), r);
-            reserved += ARENA_SIZE;
+            invariant!((*r).reserved_pages > 0 && (*r).reserved_pages <= PAGES_PER_ARENA);
+            reserved += (*r).reserved_pages << PAGE_SHIFT;
             r = (*r).next;
         }
         // Less when a span record was missing for fresh pages (`add_fresh`).
         invariant!(self.stats.sys_bytes + (self.cur_end - self.cur) <= reserved);
         r = self.arena_pool;
         while !r.is_null() {
-            invariant_eq!((*r).base, 0);
+            invariant!((*r).base == 0 && (*r).reserved_pages == 0);
             r = (*r).next;
         }
         invariant_eq!(free_pages, self.stats.pages_free);

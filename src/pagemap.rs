@@ -42,10 +42,13 @@ pub struct HeapArena {
     /// random order), the load of this word missed the simulated 512 KiB LL 32k times
     /// under cachegrind, against 69k with four bytes.
     pub pageinfo: [AtomicU16; PAGES_PER_ARENA],
-    /// mheap's bookkeeping, under the heap lock: the arena's base address, the next record
-    /// on mheap's list of arenas (or of unused records), and the arena's pages on the free
-    /// lists, counted while mheap looks for wholly free arenas to give back.
+    /// mheap's bookkeeping, under the heap lock: the arena's base address; how many of its
+    /// pages, from the base, are reserved (all, except in the last arena of a reservation
+    /// made short of address space); the next record on mheap's list of arenas (or of
+    /// unused records); and the arena's pages on the free lists, counted while mheap looks
+    /// for wholly free arenas to give back.
     pub base: usize,
+    pub reserved_pages: usize,
     pub next: *mut HeapArena,
     pub free_pages: usize,
 }
