@@ -289,14 +289,13 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
     }
     if s.is_null() {
         s = HEAP.alloc_span(npages, 0);
-        if s.is_null() {
-            reclaim_caches();
-            s = HEAP.alloc_span(npages, 0);
-        }
         mcache::note_large_trip();
         scavenger::poll();
         if s.is_null() {
-            return ptr::null_mut();
+            s = alloc_span_reclaimed(size, PAGE_SIZE);
+            if s.is_null() {
+                return ptr::null_mut();
+            }
         }
     }
     // SAFETY: s is a Large span now owned by this allocation.
@@ -578,8 +577,7 @@ fn alloc_large_aligned(align: usize, size: usize) -> *mut u8 {
     let npages = size.div_ceil(PAGE_SIZE).max(1);
     let mut s = HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE));
     if s.is_null() {
-        reclaim_caches();
-        s = HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE));
+        s = alloc_span_reclaimed(size, align);
         if s.is_null() {
             return ptr::null_mut();
         }
@@ -602,10 +600,21 @@ pub fn release_all() -> usize {
     HEAP.release_all(scavenger::release_mode())
 }
 
+/// The second try at a Large span for `size` bytes aligned to `align`, after the heap
+/// found no memory: `reclaim_caches` first, so that the arenas that freed small objects
+/// kept can go back to the OS and make room (glibc consolidates its fast bins before it
+/// fails a large request). Out of line and given the size, not the page count, so that
+/// the first try keeps nothing alive across its call.
+#[cold]
+#[inline(never)]
+fn alloc_span_reclaimed(size: usize, align: usize) -> *mut span::MSpan {
+    reclaim_caches();
+    let npages = size.div_ceil(PAGE_SIZE).max(1);
+    HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE))
+}
+
 /// The calling thread's cache and every ready batch go back to their spans, so that spans
-/// wholly free reach mheap. Also when the heap found no memory for a large object: the
-/// arenas those spans kept can then go back to the OS and make room (glibc consolidates
-/// its fast bins before it fails a large request).
+/// wholly free reach mheap.
 #[cold]
 fn reclaim_caches() {
     mcache::flush_current();
