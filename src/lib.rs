@@ -115,6 +115,8 @@
 //! Address space is None → Reserved (arena reserved, `PROT_NONE`) → Ready (mapped, in
 //! spans) → Released (a free span's pages returned with `madvise`) and back to Ready when
 //! reused; see `os`. Free spans record when they were freed and whether they are released.
+//! An arena whose pages are all free goes back to None when a reservation fails (under
+//! `RLIMIT_AS`) and on `malloc_trim`; see `mheap`.
 //!
 //! # Lock order
 //!
@@ -270,7 +272,10 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
         mcache::note_large_trip();
         scavenger::poll();
         if s.is_null() {
-            return ptr::null_mut();
+            s = alloc_span_reclaimed(size, PAGE_SIZE);
+            if s.is_null() {
+                return ptr::null_mut();
+            }
         }
     }
     // SAFETY: s is a Large span now owned by this allocation.
@@ -580,9 +585,12 @@ fn alloc_large_aligned(align: usize, size: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     let npages = size.div_ceil(PAGE_SIZE).max(1);
-    let s = HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE));
+    let mut s = HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE));
     if s.is_null() {
-        return ptr::null_mut();
+        s = alloc_span_reclaimed(size, align);
+        if s.is_null() {
+            return ptr::null_mut();
+        }
     }
     // SAFETY: s is a Large span owned by this allocation.
     unsafe {
@@ -598,11 +606,31 @@ pub fn release_all() -> usize {
     if !init() {
         return 0;
     }
+    reclaim_caches();
+    HEAP.release_all(scavenger::release_mode())
+}
+
+/// The second try at a Large span for `size` bytes aligned to `align`, after the heap
+/// found no memory: `reclaim_caches` first, so that the arenas that freed small objects
+/// kept can go back to the OS and make room (glibc consolidates its fast bins before it
+/// fails a large request). Out of line and given the size, not the page count, so that
+/// the first try keeps nothing alive across its call.
+#[cold]
+#[inline(never)]
+fn alloc_span_reclaimed(size: usize, align: usize) -> *mut span::MSpan {
+    reclaim_caches();
+    let npages = size.div_ceil(PAGE_SIZE).max(1);
+    HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE))
+}
+
+/// The calling thread's cache and every ready batch go back to their spans, so that spans
+/// wholly free reach mheap.
+#[cold]
+fn reclaim_caches() {
     mcache::flush_current();
     for (class, c) in CENTRAL.iter().enumerate().skip(1) {
         c.drain_batches(class);
     }
-    HEAP.release_all(scavenger::release_mode())
 }
 
 /// Checks every invariant the allocator can check from here: mheap's free lists and

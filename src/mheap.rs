@@ -1,7 +1,11 @@
 //! mheap: the page heap. Arenas, free spans by length, and large objects.
 //!
 //! Memory comes from the OS in arenas of 64 MiB (reserved) and is mapped on demand in
-//! steps of at least `GROW_BYTES`. Free spans sit on `free[n]` for n = 1..127 pages and on
+//! steps of at least `GROW_BYTES`. Reserved address space counts against `RLIMIT_AS`
+//! whatever its pages hold, so when a reservation fails, the arenas whose pages are all
+//! free go back to the OS and it is tried again; `release_all` (`malloc_trim`) gives them
+//! back too. A reservation that still does not fit is cut to what the request needs,
+//! ending inside an arena. Free spans sit on `free[n]` for n = 1..127 pages and on
 //! `free[0]` for 128 pages or more (searched best-fit). Within a list, spans whose pages
 //! are still resident come first, released ones last, so reuse prefers memory that does
 //! not fault. A freed span is coalesced with free neighbours whose pages are in the same
@@ -12,7 +16,7 @@
 
 use crate::fixalloc::FixAlloc;
 use crate::os;
-use crate::pagemap::{self, HeapArena, ARENA_SIZE, HEAP_ARENA_BYTES};
+use crate::pagemap::{self, HeapArena, ARENA_SIZE, HEAP_ARENA_BYTES, PAGES_PER_ARENA};
 use crate::sizeclass::{PAGE_SHIFT, PAGE_SIZE};
 use crate::span::{bitmap_words, MSpan, MSpanList, SpanState, FREEBITS_MAX_WORDS};
 use crate::sync::{Guarded, Mutex};
@@ -93,6 +97,15 @@ fn bitmap_index(class: u8) -> usize {
     bitmap_words(crate::sizeclass::CLASS_NELEMS[class as usize] as usize).trailing_zeros() as usize
 }
 
+/// Whether the arena of record `r` is marked for release: all its reserved pages were
+/// counted on the free lists (`HeapArena::free_pages`).
+///
+/// # Safety
+/// `r` is a registered arena's record and the heap lock is held.
+unsafe fn wholly_free(r: *const HeapArena) -> bool {
+    (*r).free_pages == (*r).reserved_pages
+}
+
 /// `release_all` works in chunks of this many pages (64 MiB), so that no span is off the
 /// free lists for long.
 const RELEASE_ALL_CHUNK_PAGES: usize = 8192;
@@ -116,6 +129,10 @@ struct HeapInner {
     /// The part of the current reservation not mapped yet: `[cur, cur_end)`.
     cur: usize,
     cur_end: usize,
+    /// The records of the arenas we hold, linked by `HeapArena::next`.
+    arenas: *mut HeapArena,
+    /// Records of arenas given back to the OS, cleared, for the next reservation.
+    arena_pool: *mut HeapArena,
     stats: HeapStats,
 }
 
@@ -139,6 +156,8 @@ pub static HEAP: MHeap = MHeap {
         ],
         cur: 0,
         cur_end: 0,
+        arenas: ptr::null_mut(),
+        arena_pool: ptr::null_mut(),
         stats: HeapStats {
             pages_inuse: 0,
             pages_free: 0,
@@ -253,16 +272,30 @@ impl MHeap {
         }
     }
 
-    /// Releases every resident free page now. Returns the bytes released.
+    /// Releases every resident free page now, then gives the arenas left wholly free back
+    /// to the OS (their address space too, as glibc's `malloc_trim` shrinks its heap).
+    /// Returns the bytes released.
     pub fn release_all(&self, mode: os::ReleaseMode) -> usize {
         let mut total = 0;
         loop {
             let r = self.scavenge_chunk(0, 0, RELEASE_ALL_CHUNK_PAGES, mode, false);
             if r.bytes == 0 {
-                return total;
+                break;
             }
             total += r.bytes;
         }
+        self.release_free_arenas();
+        total
+    }
+
+    /// Gives every wholly free arena back to the OS. Returns the bytes of address space
+    /// given back.
+    pub fn release_free_arenas(&self) -> usize {
+        self.lock.lock();
+        // SAFETY: the heap lock is held.
+        let bytes = unsafe { self.inner().release_free_arenas_locked() };
+        self.lock.unlock();
+        bytes
     }
 
     /// Resident free pages beyond the retained goal (see `HeapStats::excess_pages`).
@@ -569,22 +602,15 @@ impl HeapInner {
             let Some(size) = ask.checked_next_multiple_of(ARENA_SIZE) else {
                 return false;
             };
-            let base = os::reserve(size, ARENA_SIZE, self.cur_end) as usize;
-            if base == 0 || base + size > 1 << pagemap::ADDR_BITS {
-                return false;
+            let mut size = size;
+            let mut base = self.reserve_arenas(size);
+            if base == 0 && ask < size {
+                // Short of address space: reserve what this request needs, and no more.
+                size = ask;
+                base = self.reserve_arenas(size);
             }
-            let mut a = base;
-            while a < base + size {
-                let meta = os::alloc_metadata(HEAP_ARENA_BYTES) as *mut HeapArena;
-                if meta.is_null() {
-                    // Give the address space back (it counts against RLIMIT_AS). Arenas
-                    // registered so far keep records without spans: still "not ours".
-                    os::free(base as *mut u8, size);
-                    return false;
-                }
-                self.stats.meta_bytes += HEAP_ARENA_BYTES;
-                pagemap::register_arena(a, meta);
-                a += ARENA_SIZE;
+            if base == 0 {
+                return false;
             }
             self.cur = base;
             self.cur_end = base + size;
@@ -595,6 +621,209 @@ impl HeapInner {
         self.add_fresh(self.cur, ask);
         self.cur += ask;
         true
+    }
+
+    /// None → Reserved for `size` bytes (a multiple of `GROW_BYTES`) from an arena's
+    /// start, and the arenas they touch registered in the page map. When the OS refuses
+    /// (under `RLIMIT_AS`, address space that a free span holds is still counted), the
+    /// wholly free arenas go back to it and the reservation is tried once more. Returns
+    /// the base, or 0.
+    ///
+    /// When `size` is not a multiple of the arena size, the last arena is only partly
+    /// reserved; the rest of it may hold other mappings, which the page map then calls
+    /// ours, with no span: `free` reports them as it reports any pointer not ours. No
+    /// other reservation of ours can share the arena, as every one starts an arena.
+    unsafe fn reserve_arenas(&mut self, size: usize) -> usize {
+        let mut retried = false;
+        loop {
+            // After the current reservation, else below the lowest arena: mappings are
+            // placed top down, so there is usually room there when an aligned range
+            // elsewhere is hard to find.
+            let mut lowest = 0;
+            let mut r = self.arenas;
+            while !r.is_null() {
+                if lowest == 0 || (*r).base < lowest {
+                    lowest = (*r).base;
+                }
+                r = (*r).next;
+            }
+            let below = lowest.saturating_sub(size) & !(ARENA_SIZE - 1);
+            let base = os::reserve(size, ARENA_SIZE, &[self.cur_end, below]) as usize;
+            if base != 0 {
+                if base + size <= 1 << pagemap::ADDR_BITS && self.register_arenas(base, size) {
+                    return base;
+                }
+                // It counts against RLIMIT_AS.
+                os::free(base as *mut u8, size);
+            }
+            if retried || self.release_free_arenas_locked() == 0 {
+                return 0;
+            }
+            retried = true;
+        }
+    }
+
+    /// Gives each arena of the reservation `[base, base + size)` a record, from the pool
+    /// or newly mapped, and registers it. False, with nothing registered, when there is no
+    /// memory for the records.
+    unsafe fn register_arenas(&mut self, base: usize, size: usize) -> bool {
+        let mut taken: *mut HeapArena = ptr::null_mut();
+        for _ in 0..size.div_ceil(ARENA_SIZE) {
+            let mut r = self.arena_pool;
+            if r.is_null() {
+                r = os::alloc_metadata(HEAP_ARENA_BYTES) as *mut HeapArena;
+                if r.is_null() {
+                    // The records taken so far are clear: they wait in the pool.
+                    while !taken.is_null() {
+                        let t = taken;
+                        taken = (*t).next;
+                        (*t).next = self.arena_pool;
+                        self.arena_pool = t;
+                    }
+                    return false;
+                }
+                self.stats.meta_bytes += HEAP_ARENA_BYTES;
+            } else {
+                self.arena_pool = (*r).next;
+            }
+            (*r).next = taken;
+            taken = r;
+        }
+        let mut a = base;
+        while !taken.is_null() {
+            let r = taken;
+            taken = (*r).next;
+            (*r).base = a;
+            (*r).reserved_pages = (base + size - a).min(ARENA_SIZE) >> PAGE_SHIFT;
+            (*r).free_pages = 0;
+            (*r).next = self.arenas;
+            self.arenas = r;
+            pagemap::register_arena(a, r);
+            a += ARENA_SIZE;
+        }
+        true
+    }
+
+    /// Gives every arena whose pages are all on the free lists back to the OS (any state
+    /// → None): the free spans are cut at its edges, the pieces inside it dropped, its
+    /// page-map entry cleared, and its record kept for the next reservation. Cached and
+    /// Releasing spans count as in use here. Returns the bytes of address space given back.
+    unsafe fn release_free_arenas_locked(&mut self) -> usize {
+        let mut r = self.arenas;
+        while !r.is_null() {
+            (*r).free_pages = 0;
+            r = (*r).next;
+        }
+        for list in &self.free {
+            let mut s = list.first;
+            while !s.is_null() {
+                let end = (*s).end();
+                let mut a = (*s).start;
+                while a < end {
+                    let piece_end = ((a | (ARENA_SIZE - 1)) + 1).min(end);
+                    (*pagemap::arena_of(a)).free_pages += (piece_end - a) >> PAGE_SHIFT;
+                    a = piece_end;
+                }
+                s = (*s).next;
+            }
+        }
+        let mut any = false;
+        r = self.arenas;
+        while !r.is_null() {
+            any |= wholly_free(r);
+            r = (*r).next;
+        }
+        if !any {
+            return 0;
+        }
+        for i in 0..NUM_FREE_LISTS {
+            let mut s = self.free[i].first;
+            while !s.is_null() {
+                // Pieces that cutting puts back on a list hold no page of a marked arena:
+                // met again, they are left alone.
+                let next = (*s).next;
+                self.cut_free_arenas(s);
+                s = next;
+            }
+        }
+        let mut bytes = 0;
+        let mut link: *mut *mut HeapArena = &mut self.arenas;
+        while !(*link).is_null() {
+            let r = *link;
+            if !wholly_free(r) {
+                link = &mut (*r).next;
+                continue;
+            }
+            *link = (*r).next;
+            let size = (*r).reserved_pages << PAGE_SHIFT;
+            pagemap::unregister_arena((*r).base);
+            os::free((*r).base as *mut u8, size);
+            (*r).base = 0;
+            (*r).reserved_pages = 0;
+            (*r).free_pages = 0;
+            (*r).next = self.arena_pool;
+            self.arena_pool = r;
+            bytes += size;
+        }
+        bytes
+    }
+
+    /// Takes the pages of the free span `s` (on its list) that lie in arenas marked for
+    /// release (see `wholly_free`) out of the heap; what is left of `s` stays on the free
+    /// lists. Only its first and last arena can be partly outside `s`: the ones between
+    /// are `s`'s alone, so they are marked. When both ends stay and there is no record for
+    /// the second piece, the arenas between are unmarked instead.
+    unsafe fn cut_free_arenas(&mut self, s: *mut MSpan) {
+        let start = (*s).start;
+        let end = (*s).end();
+        let first = start & !(ARENA_SIZE - 1);
+        let last = (end - 1) & !(ARENA_SIZE - 1);
+        let marked = |base: usize| wholly_free(pagemap::arena_of(base));
+        let keep_head = !marked(first);
+        let keep_tail = !marked(last);
+        if keep_head && keep_tail && last <= first + ARENA_SIZE {
+            return;
+        }
+        let mut t: *mut MSpan = ptr::null_mut();
+        if keep_head && keep_tail {
+            t = self.new_span();
+            if t.is_null() {
+                let mut a = first + ARENA_SIZE;
+                while a < last {
+                    (*pagemap::arena_of(a)).free_pages = 0;
+                    a += ARENA_SIZE;
+                }
+                return;
+            }
+        }
+        self.remove_free(s);
+        // Kept: [start, head_end) and [tail_start, end); dropped: what lies between.
+        let head_end = if keep_head { first + ARENA_SIZE } else { start };
+        let tail_start = if keep_tail { last } else { end };
+        let dropped = (tail_start - head_end) >> PAGE_SHIFT;
+        self.stats.pages_free -= dropped;
+        if (*s).released {
+            self.stats.pages_released -= dropped;
+        }
+        self.stats.sys_bytes -= dropped << PAGE_SHIFT;
+        if keep_tail {
+            let tail = if keep_head { t } else { s };
+            (*tail).start = tail_start;
+            (*tail).npages = (end - tail_start) >> PAGE_SHIFT;
+            (*tail).state = SpanState::Free;
+            (*tail).needzero = (*s).needzero;
+            (*tail).released = (*s).released;
+            (*tail).free_time = (*s).free_time;
+            Self::map_free_ends(tail);
+            self.insert_free(tail);
+        }
+        if keep_head {
+            (*s).npages = (head_end - start) >> PAGE_SHIFT;
+            Self::map_free_ends(s);
+            self.insert_free(s);
+        } else if !keep_tail {
+            self.spanalloc.free(s as *mut u8);
+        }
     }
 
     /// Adds freshly mapped (zero) memory as a free span.
@@ -892,6 +1121,21 @@ impl HeapInner {
             free_pages += (*s).npages;
             s = (*s).next;
         }
+        let mut reserved = 0;
+        let mut r = self.arenas;
+        while !r.is_null() {
+            invariant_eq!(pagemap::arena_of((*r).base), r);
+            invariant!((*r).reserved_pages > 0 && (*r).reserved_pages <= PAGES_PER_ARENA);
+            reserved += (*r).reserved_pages << PAGE_SHIFT;
+            r = (*r).next;
+        }
+        // Less when a span record was missing for fresh pages (`add_fresh`).
+        invariant!(self.stats.sys_bytes + (self.cur_end - self.cur) <= reserved);
+        r = self.arena_pool;
+        while !r.is_null() {
+            invariant!((*r).base == 0 && (*r).reserved_pages == 0);
+            r = (*r).next;
+        }
         invariant_eq!(free_pages, self.stats.pages_free);
         invariant_eq!(released_pages, self.stats.pages_released);
         invariant_eq!(
@@ -948,6 +1192,115 @@ mod tests {
             h.free_span(d);
             h.validate();
         }
+    }
+
+    #[test]
+    fn wholly_free_arenas_go_back_to_the_os() {
+        assert!(crate::init());
+        // SAFETY: the spans are used only here; the heap lock is held around the calls of
+        // `_locked` functions.
+        unsafe {
+            let npages = ARENA_SIZE * 7 / 2 / PAGE_SIZE;
+            let s = HEAP.alloc_span(npages, 0);
+            assert!(!s.is_null());
+            let (start, end) = ((*s).start, (*s).end());
+            (start as *mut u8).write(1);
+            // The arenas wholly inside the span, which no other span shares.
+            let inner = start.next_multiple_of(ARENA_SIZE)..end & !(ARENA_SIZE - 1);
+            assert!(inner.len() >= 2 * ARENA_SIZE);
+            let sys = HEAP.stats().sys_bytes;
+            // Under one hold of the lock, so that no other test takes the pages meanwhile.
+            HEAP.lock.lock();
+            let h = HEAP.inner();
+            h.free_span_locked(s, false);
+            let bytes = h.release_free_arenas_locked();
+            let sys_after = h.stats.sys_bytes;
+            HEAP.lock.unlock();
+            assert!(bytes >= inner.len(), "{bytes} bytes given back");
+            assert!(
+                sys_after + inner.len() <= sys,
+                "HeapSys {sys} -> {sys_after}"
+            );
+            for a in inner.step_by(ARENA_SIZE) {
+                assert!(pagemap::arena_of(a).is_null(), "{a:#x} is still ours");
+                assert!(pagemap::span_of(a + 12345).is_null());
+            }
+            HEAP.validate();
+            // The address space serves the same length again, and small spans too.
+            let t = HEAP.alloc_span(npages, 0);
+            let u = HEAP.alloc_span(1, 5);
+            assert!(!t.is_null() && !u.is_null());
+            ((*t).end() as *mut u8).sub(1).write(2);
+            ((*u).start as *mut u8).write(3);
+            HEAP.validate();
+            HEAP.free_span(u);
+            HEAP.free_span(t);
+            HEAP.validate();
+        }
+    }
+
+    #[test]
+    fn releasing_arenas_among_live_spans_keeps_the_heap_valid() {
+        assert!(crate::init());
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        let mut live = [ptr::null_mut::<MSpan>(); 48];
+        let mut given_back = 0;
+        // SAFETY: the spans are used only here; the heap lock is held around the calls of
+        // `_locked` functions.
+        unsafe {
+            for _ in 0..12 {
+                for slot in live.iter_mut() {
+                    if slot.is_null() {
+                        // Lengths from a page to 48 MiB, Large and Small.
+                        let (npages, class) = match rand(3) {
+                            0 => (1 + rand(6144), 0),
+                            1 => (1 + rand(64), 0),
+                            _ => (1, 1 + rand(20) as u8),
+                        };
+                        let pages = if class == 0 {
+                            npages
+                        } else {
+                            crate::sizeclass::CLASS_NPAGES[class as usize] as usize
+                        };
+                        *slot = HEAP.alloc_span(pages, class);
+                        assert!(!slot.is_null());
+                        ((**slot).start as *mut u8).write(1);
+                    }
+                }
+                HEAP.lock.lock();
+                let h = HEAP.inner();
+                for slot in live.iter_mut() {
+                    if rand(2) == 0 {
+                        h.free_span_locked(*slot, rand(2) == 0);
+                        *slot = ptr::null_mut();
+                    }
+                }
+                // Some free spans released, so that an arena can hold free spans in both
+                // states.
+                for _ in 0..4 {
+                    let (s, _) = h.take_for_release_locked(u64::MAX, 0, 1 + rand(2048), false);
+                    if !s.is_null() {
+                        h.put_released_locked(s, false);
+                    }
+                }
+                given_back += h.release_free_arenas_locked();
+                h.validate_locked();
+                HEAP.lock.unlock();
+            }
+            for s in live {
+                if !s.is_null() {
+                    HEAP.free_span(s);
+                }
+            }
+            HEAP.validate();
+        }
+        assert!(given_back >= ARENA_SIZE, "{given_back} bytes given back");
     }
 
     #[test]

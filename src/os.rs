@@ -47,12 +47,16 @@ impl Drop for ErrnoGuard {
 }
 
 /// None → Reserved: `size` bytes of address space aligned to `align` (a power of two that
-/// is a multiple of the OS page size). `hint` is where we would like it (to keep arenas
-/// contiguous); it is a wish, not a demand. Returns null when the address space is exhausted.
-pub fn reserve(size: usize, align: usize, hint: usize) -> *mut u8 {
+/// is a multiple of the OS page size). `hints` are where we would like it, best first (to
+/// keep arenas contiguous, or where there is room when address space is short); they are
+/// wishes, not demands. Returns null when the address space is exhausted.
+pub fn reserve(size: usize, align: usize, hints: &[usize]) -> *mut u8 {
     let _e = ErrnoGuard::new();
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-    if hint != 0 && hint.is_multiple_of(align) {
+    for &hint in hints {
+        if hint == 0 || !hint.is_multiple_of(align) {
+            continue;
+        }
         // SAFETY: mapping fresh anonymous memory without MAP_FIXED cannot clobber anything.
         let p = unsafe { libc::mmap(hint as *mut _, size, libc::PROT_NONE, flags, -1, 0) };
         if p as usize == hint {
@@ -69,7 +73,7 @@ pub fn reserve(size: usize, align: usize, hint: usize) -> *mut u8 {
     // SAFETY: as above; the over-sized mapping is trimmed to the aligned part below.
     let p = unsafe { libc::mmap(ptr::null_mut(), total, libc::PROT_NONE, flags, -1, 0) };
     if p == libc::MAP_FAILED {
-        return ptr::null_mut();
+        return reserve_exact(size, align);
     }
     let start = p as usize;
     let aligned = (start + align - 1) & !(align - 1);
@@ -84,6 +88,38 @@ pub fn reserve(size: usize, align: usize, hint: usize) -> *mut u8 {
         }
     }
     aligned as *mut u8
+}
+
+/// `reserve` when there is no room for `size + align` bytes (under `RLIMIT_AS`, say): a
+/// mapping of exactly `size` bytes, at the aligned address below or above wherever the
+/// kernel would put it. Null when neither is free.
+#[cold]
+fn reserve_exact(size: usize, align: usize) -> *mut u8 {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    // SAFETY: mapping fresh anonymous memory without MAP_FIXED cannot clobber anything.
+    let p = unsafe { libc::mmap(ptr::null_mut(), size, libc::PROT_NONE, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    let start = p as usize;
+    if start.is_multiple_of(align) {
+        return p as *mut u8;
+    }
+    // SAFETY: p..p+size is the mapping just made, unused.
+    unsafe { libc::munmap(p, size) };
+    let down = start & !(align - 1);
+    for hint in [down, down + align] {
+        // SAFETY: as above; a mapping that is not at the hint is undone at once.
+        let q = unsafe { libc::mmap(hint as *mut _, size, libc::PROT_NONE, flags, -1, 0) };
+        if q as usize == hint {
+            return q as *mut u8;
+        }
+        if q != libc::MAP_FAILED {
+            // SAFETY: q..q+size is the mapping just made, unused.
+            unsafe { libc::munmap(q, size) };
+        }
+    }
+    ptr::null_mut()
 }
 
 /// Reserved → Ready. Returns false when the OS refuses (out of memory or commit limit);
@@ -276,7 +312,7 @@ mod tests {
     #[test]
     fn region_state_transitions() {
         const SIZE: usize = 1 << 20;
-        let v = reserve(SIZE, 1 << 20, 0);
+        let v = reserve(SIZE, 1 << 20, &[]);
         assert!(!v.is_null());
         assert_eq!(v as usize % (1 << 20), 0);
         // SAFETY: v..v+SIZE is our reservation throughout.

@@ -42,6 +42,15 @@ pub struct HeapArena {
     /// random order), the load of this word missed the simulated 512 KiB LL 32k times
     /// under cachegrind, against 69k with four bytes.
     pub pageinfo: [AtomicU16; PAGES_PER_ARENA],
+    /// mheap's bookkeeping, under the heap lock: the arena's base address; how many of its
+    /// pages, from the base, are reserved (all, except in the last arena of a reservation
+    /// made short of address space); the next record on mheap's list of arenas (or of
+    /// unused records); and the arena's pages on the free lists, counted while mheap looks
+    /// for wholly free arenas to give back.
+    pub base: usize,
+    pub reserved_pages: usize,
+    pub next: *mut HeapArena,
+    pub free_pages: usize,
 }
 
 static ARENA_INDEX: [AtomicPtr<HeapArena>; ARENA_INDEX_LEN] =
@@ -202,10 +211,29 @@ pub fn span_of(addr: usize) -> *mut MSpan {
 /// Registers the record for the arena at `base`.
 ///
 /// # Safety
-/// The heap lock is held, `base` is arena-aligned and below 2^48, and `meta` is a zeroed
-/// `HeapArena` that lives forever.
+/// The heap lock is held, `base` is arena-aligned and below 2^48, and `meta` is a
+/// `HeapArena` that lives forever, whose `spans` and `pageinfo` are all zero.
 pub unsafe fn register_arena(base: usize, meta: *mut HeapArena) {
     ARENA_INDEX[base >> ARENA_SHIFT].store(meta, Ordering::Release);
+}
+
+/// Unregisters the arena at `base`: its addresses are no longer ours. Its record is
+/// cleared for reuse but stays mapped, because a reader without the lock (a `free` of a
+/// bad pointer) may still hold it.
+///
+/// # Safety
+/// The heap lock is held, `base` is a registered arena, and none of its pages is in a
+/// span.
+pub unsafe fn unregister_arena(base: usize) -> *mut HeapArena {
+    let a = ARENA_INDEX[base >> ARENA_SHIFT].swap(ptr::null_mut(), Ordering::AcqRel);
+    debug_assert!(!a.is_null());
+    for e in &(*a).spans {
+        e.store(ptr::null_mut(), Ordering::Relaxed);
+    }
+    for e in &(*a).pageinfo {
+        e.store(0, Ordering::Relaxed);
+    }
+    a
 }
 
 /// Points the page holding `addr` at `s`.
