@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 // Entries of `goalloc_mem_stats.by_size`: the size classes, 0 (large) included.
 #define GOALLOC_NUM_CLASSES 67
@@ -32,7 +33,15 @@ typedef struct goalloc_class_stats {
   uint64_t waste;
 } goalloc_class_stats;
 
-// The allocator's figures, in bytes unless named otherwise.
+// The allocator's figures, in bytes unless named otherwise, under the names of Go's
+// `runtime.MemStats` (`heap_alloc` is `HeapAlloc`). The reports (`GOALLOC_STATS`,
+// `goalloc_stats_print`, `malloc_stats`) print each under its field name.
+//
+// Exactness: large objects and the page figures (`heap_sys`, `heap_idle`, `heap_inuse`,
+// `heap_released`, `meta_sys`) are exact. Small objects are counted when they move
+// between a thread's cache and the central lists, so an object free in a thread's cache
+// still counts as allocated: `mallocs`, `frees`, `heap_objects`, `heap_alloc` and
+// `by_size` may run ahead of the program by what the caches hold.
 typedef struct goalloc_mem_stats {
   // Bytes of allocated objects (small objects at their class size, large at whole pages).
   uint64_t heap_alloc;
@@ -122,6 +131,15 @@ size_t goalloc_release_all(void);
 // objects are counted when they move between thread caches and the central lists, so
 // the object counts may run ahead of the program by what the thread caches hold.
 void goalloc_read_mem_stats(struct goalloc_mem_stats *out);
+
+// Writes the statistics report of this process now to `out`, or to stderr when `out` is
+// NULL: a first line naming goalloc's version, the program and its pid, every figure of
+// `struct goalloc_mem_stats` under its field name, peak RSS and a row per size class in
+// use. `opts` NULL, `""` or `"text"` gives the text report, `"json"` the same as one JSON
+// object on one line (case does not matter). The report is formatted without allocating
+// and handed to `out` with one `fwrite` (to stderr with one `write`). Returns 0; -1 with
+// `errno` `EINVAL` for other `opts`, -1 when the write failed.
+int32_t goalloc_stats_print(FILE *out, const char *opts);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -74,12 +74,23 @@ fn parse_invalid(v: &[u8]) -> Option<u64> {
     lookup(v, &INVALID_WORDS)
 }
 
+/// `GOALLOC_STATS` takes these besides the on/off words (on is `text`).
+const STATS_WORDS: [(&str, u64); 2] = [("text", STATS_TEXT), ("json", STATS_JSON)];
+
+fn parse_stats(v: &[u8]) -> Option<u64> {
+    lookup(v, &STATS_WORDS).or_else(|| parse_bool(v))
+}
+
 pub const INVALID_ABORT: u64 = 0;
 pub const INVALID_WARN: u64 = 1;
 pub const INVALID_IGNORE: u64 = 2;
 
 pub const MADVISE_DONTNEED: u64 = 0;
 pub const MADVISE_FREE: u64 = 1;
+
+pub const STATS_OFF: u64 = 0;
+pub const STATS_TEXT: u64 = 1;
+pub const STATS_JSON: u64 = 2;
 
 /// Index of each option in `OPTIONS`.
 pub const SCAVENGE: usize = 0;
@@ -142,15 +153,15 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
         name: "GOALLOC_STATS",
         default: 0,
         default_text: "0",
-        help: "1: print a report (heap totals, a table per size class, the scavenger, peak RSS) at exit",
-        values: BOOL_VALUES,
-        parse: parse_bool,
+        help: "1 (or text): print a report at exit: the program and its pid, every figure of goalloc_mem_stats, peak RSS, a row per size class in use; json: the same as one JSON object on one line",
+        values: "0, 1, text, json, no, yes, false, true, off, on",
+        parse: parse_stats,
     },
     OptionDef {
         name: "GOALLOC_STATS_FILE",
         default: 0,
         default_text: "stderr",
-        help: "the file GOALLOC_STATS appends its report to",
+        help: "the file GOALLOC_STATS appends its report to: %p stands for the pid, a relative name is taken from the directory the program started in; one warning when it cannot be opened (the report then goes to stderr)",
         values: "a file name",
         parse: parse_text,
     },
@@ -392,6 +403,11 @@ mod tests {
         assert_eq!(parse_madvise(b"never"), None);
         assert_eq!(parse_invalid(b"warn"), Some(INVALID_WARN));
         assert_eq!(parse_invalid(b"crash"), None);
+        assert_eq!(parse_stats(b"json"), Some(STATS_JSON));
+        assert_eq!(parse_stats(b"text"), Some(STATS_TEXT));
+        assert_eq!(parse_stats(b"1"), Some(STATS_TEXT));
+        assert_eq!(parse_stats(b"no"), Some(STATS_OFF));
+        assert_eq!(parse_stats(b"xml"), None);
         for (i, o) in OPTIONS.iter().enumerate() {
             assert!(o.name.starts_with("GOALLOC_"));
             assert!(!o.help.is_empty());
@@ -431,6 +447,7 @@ mod tests {
             parse(&OPTIONS[MADVISE], b"DontNeed"),
             Some(MADVISE_DONTNEED)
         );
+        assert_eq!(parse(&OPTIONS[STATS], b"JSON"), Some(STATS_JSON));
         assert_eq!(parse(&OPTIONS[SCAVENGE_DELAY_MS], b" 250 "), Some(250));
         assert_eq!(parse(&OPTIONS[SCAVENGE], b"enabled"), None);
         assert_eq!(parse(&OPTIONS[SCAVENGE], b""), None);
@@ -449,6 +466,9 @@ mod tests {
         }
         for (w, _) in INVALID_WORDS {
             assert!(listed(INVALID_FREE, w));
+        }
+        for (w, _) in STATS_WORDS {
+            assert!(listed(STATS, w));
         }
         assert_eq!(OPTIONS[SCAVENGE].values, BOOL_VALUES);
         let bool_list: Vec<&str> = BOOL_WORDS.iter().map(|(w, _)| *w).collect();

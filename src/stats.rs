@@ -13,6 +13,8 @@ use crate::scavenger;
 use crate::sizeclass::{CLASS_NPAGES, CLASS_SIZE, NUM_CLASSES, PAGE_SIZE};
 use core::sync::atomic::Ordering::Relaxed;
 
+pub use crate::report::{print, Format, Json};
+
 /// Entries of `goalloc_mem_stats.by_size`: the size classes, 0 (large) included.
 pub const GOALLOC_NUM_CLASSES: usize = 67;
 const _: () = assert!(GOALLOC_NUM_CLASSES == NUM_CLASSES);
@@ -36,7 +38,15 @@ pub struct goalloc_class_stats {
     pub waste: u64,
 }
 
-/// The allocator's figures, in bytes unless named otherwise.
+/// The allocator's figures, in bytes unless named otherwise, under the names of Go's
+/// `runtime.MemStats` (`heap_alloc` is `HeapAlloc`). The reports (`GOALLOC_STATS`,
+/// `goalloc_stats_print`, `malloc_stats`) print each under its field name.
+///
+/// Exactness: large objects and the page figures (`heap_sys`, `heap_idle`, `heap_inuse`,
+/// `heap_released`, `meta_sys`) are exact. Small objects are counted when they move
+/// between a thread's cache and the central lists, so an object free in a thread's cache
+/// still counts as allocated: `mallocs`, `frees`, `heap_objects`, `heap_alloc` and
+/// `by_size` may run ahead of the program by what the caches hold.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 #[allow(non_camel_case_types)]
