@@ -1,6 +1,6 @@
 /* stats.c — the statistics move with the heap and add up: goalloc_read_mem_stats,
- * mallinfo2/mallinfo, malloc_stats (stderr), malloc_info (XML) and goalloc_stats_print
- * (text and JSON, to a stream or stderr). */
+ * mallinfo2/mallinfo, malloc_stats (stderr), malloc_info (XML), goalloc_stats_print
+ * (text and JSON, to a stream or stderr) and goalloc_version. */
 #define _GNU_SOURCE
 #include "check.h"
 #include "goalloc.h"
@@ -105,7 +105,8 @@ static void test_stats_print(const char *title, char *buf, size_t cap)
     fclose(f);
     char pid[64];
     snprintf(pid, sizeof pid, ",\"pid\":%d,", (int)getpid());
-    CHECKF(!strncmp(buf, "{\"allocator\":\"goalloc\",\"version\":\"", 34) &&
+    const char *json_start = "{\"allocator\":\"goalloc\",\"version\":\"" GOALLOC_VERSION "\",";
+    CHECKF(!strncmp(buf, json_start, strlen(json_start)) &&
                strstr(buf, "\"program\":\"stats\"") && strstr(buf, pid) &&
                strstr(buf, "\"when\":\"now\"") && strstr(buf, "\"by_size\":[{\"class\":"),
            "goalloc_stats_print(f, \"JSON\") wrote: %s", buf);
@@ -129,6 +130,18 @@ static void test_stats_print(const char *title, char *buf, size_t cap)
     CHECK(f != NULL);
     CHECK(stats_print(f, "text") == -1);
     fclose(f);
+}
+
+/* goalloc_version() is the header's GOALLOC_VERSION_* (both from Cargo.toml). */
+static void test_version(void)
+{
+    const char *(*version)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "goalloc_version");
+    CHECK(version != NULL);
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", GOALLOC_VERSION_MAJOR, GOALLOC_VERSION_MINOR,
+             GOALLOC_VERSION_PATCH);
+    CHECKF(!strcmp(version(), want) && !strcmp(GOALLOC_VERSION, want), "goalloc_version() %s, header %s",
+           version(), want);
 }
 
 int main(void)
@@ -192,13 +205,15 @@ int main(void)
 
     static char buf[65536];
     char title[128];
-    snprintf(title, sizeof title, " statistics of stats (pid %d) now\n", (int)getpid());
+    snprintf(title, sizeof title, "goalloc %s statistics of stats (pid %d) now\n", GOALLOC_VERSION,
+             (int)getpid());
     capture_stderr(malloc_stats, buf, sizeof buf);
     CHECKF(first_line_is(buf, title) && strstr(buf, "\n  heap_alloc ") &&
                strstr(buf, "\n  class     size"),
            "malloc_stats printed: %s", buf);
 
     test_stats_print(title, buf, sizeof buf);
+    test_version();
 
     FILE *xml = tmpfile();
     CHECK(malloc_info(0, xml) == 0);

@@ -14,6 +14,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+// goalloc's version, from its Cargo.toml; goalloc_version() gives the library's.
+#define GOALLOC_VERSION_MAJOR 0
+#define GOALLOC_VERSION_MINOR 1
+#define GOALLOC_VERSION_PATCH 0
+#define GOALLOC_VERSION "0.1.0"
+
 // Entries of `goalloc_mem_stats.by_size`: the size classes, 0 (large) included.
 #define GOALLOC_NUM_CLASSES 67
 
@@ -140,6 +146,10 @@ void goalloc_read_mem_stats(struct goalloc_mem_stats *out);
 // and handed to `out` with one `fwrite` (to stderr with one `write`). Returns 0; -1 with
 // `errno` `EINVAL` for other `opts`, -1 when the write failed.
 int32_t goalloc_stats_print(FILE *out, const char *opts);
+
+// goalloc's version, `"MAJOR.MINOR.PATCH"` as in its `Cargo.toml`; the header's
+// `GOALLOC_VERSION_*` macros give the version it was compiled against.
+const char *goalloc_version(void);
 
 #ifdef __cplusplus
 }  // extern "C"

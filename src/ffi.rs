@@ -212,6 +212,13 @@ pub unsafe extern "C" fn goalloc_stats_print(out: *mut libc::FILE, opts: *const 
     }
 }
 
+/// goalloc's version, `"MAJOR.MINOR.PATCH"` as in its `Cargo.toml`; the header's
+/// `GOALLOC_VERSION_*` macros give the version it was compiled against.
+#[no_mangle]
+pub extern "C" fn goalloc_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
 /// The libc names, exported only with the `c-api` feature.
 #[cfg(feature = "c-api")]
 mod libc_names {

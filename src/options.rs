@@ -169,7 +169,7 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
         name: "GOALLOC_VERBOSE",
         default: 0,
         default_text: "0",
-        help: "1: print the effective options at start",
+        help: "1: print goalloc's version, the file it was loaded from and the effective options at start",
         values: BOOL_VALUES,
         parse: parse_bool,
     },
@@ -352,6 +352,7 @@ pub fn load() {
     warn_unknown_variables();
     LOADED.store(true, Ordering::Release);
     if get(VERBOSE) != 0 {
+        crate::report::write_version_line();
         for opt in OPTIONS.iter() {
             let (value, from): (&[u8], &[u8]) = match getenv(opt.name) {
                 Some(t) if parse(opt, t).is_some() => (t, b"environment"),

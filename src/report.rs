@@ -1,5 +1,5 @@
 //! Statistics reports: `GOALLOC_STATS` at exit, `goalloc_stats_print`, `malloc_stats`,
-//! `malloc_info`.
+//! `malloc_info`, and the version line of `GOALLOC_VERBOSE`.
 //!
 //! A report is formatted with `core::fmt` into one buffer on the stack, big enough for the
 //! largest report, and written with one `write(2)` (or one `fwrite` to a stream): no
@@ -802,6 +802,102 @@ extern "C" fn stats_at_exit() {
 #[link_section = ".fini_array"]
 static STATS_AT_EXIT: extern "C" fn() = stats_at_exit;
 
+// ---- GOALLOC_VERBOSE -----------------------------------------------------------------
+
+/// `goalloc: version 0.1.0, loaded from /usr/lib/libgoalloc.so.0.1.0`: the file that holds
+/// this code (the library, or the program goalloc is linked into), from `/proc/self/maps`
+/// rather than `dladdr`, which would take the dynamic loader's lock.
+pub fn write_version_line() {
+    let mut buf = [0u8; 8192];
+    let here = write_version_line as *const () as usize;
+    let path = mapping_of(here, &mut buf).unwrap_or(b"? (/proc/self/maps is unreadable)");
+    os::write_stderr(&[
+        b"goalloc: version ",
+        crate::VERSION.as_bytes(),
+        b", loaded from ",
+        path,
+    ]);
+}
+
+/// The path of the mapping that contains `addr`, read from `/proc/self/maps` a buffer at
+/// a time (a line is at most a path of 4096 bytes and its 80 bytes of fields).
+fn mapping_of(addr: usize, buf: &mut [u8; 8192]) -> Option<&[u8]> {
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let mut have = 0;
+    let mut found = None;
+    'read: loop {
+        // SAFETY: buf[have..] is writable.
+        let n = unsafe { libc::read(fd, buf[have..].as_mut_ptr() as *mut _, buf.len() - have) };
+        let end_of_file = n <= 0;
+        have += n.max(0) as usize;
+        let mut start = 0;
+        loop {
+            let nl = buf[start..have].iter().position(|&c| c == b'\n');
+            let line_end = match nl {
+                Some(i) => start + i,
+                None if end_of_file && start < have => have,
+                None => break,
+            };
+            if let Some(range) = mapping_path(&buf[start..line_end], addr) {
+                found = Some(range.start + start..range.end + start);
+                break 'read;
+            }
+            start = (line_end + 1).min(have);
+            if nl.is_none() {
+                break;
+            }
+        }
+        if end_of_file || (start == 0 && have == buf.len()) {
+            break;
+        }
+        buf.copy_within(start..have, 0);
+        have -= start;
+    }
+    // SAFETY: fd was opened above.
+    unsafe { libc::close(fd) };
+    found.map(|r| &buf[r])
+}
+
+/// For one line of `/proc/self/maps` (`start-end perms offset dev inode path`): the range
+/// of its path within the line when the mapping contains `addr`.
+fn mapping_path(line: &[u8], addr: usize) -> Option<core::ops::Range<usize>> {
+    let hex = |s: &[u8]| {
+        s.iter().try_fold(0usize, |v, &c| {
+            let d = (c as char).to_digit(16)? as usize;
+            v.checked_mul(16)?.checked_add(d)
+        })
+    };
+    let dash = line.iter().position(|&c| c == b'-')?;
+    let space = line.iter().position(|&c| c == b' ')?;
+    let (lo, hi) = (hex(&line[..dash])?, hex(line.get(dash + 1..space)?)?);
+    if addr < lo || addr >= hi {
+        return None;
+    }
+    // Skip the range and four more fields; the rest, less its leading blanks, is the path.
+    let mut i = 0;
+    for _ in 0..5 {
+        while i < line.len() && line[i] == b' ' {
+            i += 1;
+        }
+        while i < line.len() && line[i] != b' ' {
+            i += 1;
+        }
+    }
+    while i < line.len() && line[i] == b' ' {
+        i += 1;
+    }
+    Some(i..line.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -922,6 +1018,31 @@ mod tests {
         );
         assert!(path(&"x".repeat(PATH_MAX), "").is_none());
         assert!(path(&"x".repeat(PATH_MAX - 3), "/d").is_none());
+    }
+
+    #[test]
+    fn maps_lines() {
+        let line = b"7f0000001000-7f0000002000 r-xp 00001000 08:01 123    /usr/lib/lib go.so";
+        assert_eq!(
+            mapping_path(line, 0x7f0000001800).map(|r| &line[r]),
+            Some(&b"/usr/lib/lib go.so"[..])
+        );
+        assert_eq!(mapping_path(line, 0x7f0000002000), None);
+        let anon = b"7f0000001000-7f0000002000 rw-p 00000000 00:00 0 ";
+        assert_eq!(mapping_path(anon, 0x7f0000001000).map(|r| r.len()), Some(0));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri has no /proc")]
+    fn this_code_is_found_in_the_maps() {
+        let mut buf = [0u8; 8192];
+        let path = mapping_of(
+            this_code_is_found_in_the_maps as *const () as usize,
+            &mut buf,
+        )
+        .unwrap();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert_eq!(path, exe.as_os_str().as_encoded_bytes());
     }
 
     #[test]

@@ -793,6 +793,21 @@ fn stats_file_that_cannot_be_opened_warns() {
     assert_eq!(r.len(), 1, "{stderr}");
 }
 
+/// `GOALLOC_VERBOSE=1` names the version and the file goalloc was loaded from.
+#[test]
+fn verbose_names_version_and_library() {
+    let dir = fresh_dir("verbose_version");
+    let out = python_under_goalloc(&dir, "pass", &[("GOALLOC_VERBOSE", "1")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "goalloc: version {}, loaded from {}\n",
+        reports::VERSION,
+        library().display()
+    );
+    assert!(stderr.starts_with(&want), "want {want:?}, got:\n{stderr}");
+    assert!(stderr.contains("goalloc: option GOALLOC_VERBOSE=1 (environment)\n"));
+}
+
 /// Values in any case and as yes/no words are taken; a malformed value's warning lists
 /// the valid ones; an unknown `GOALLOC_` variable gets one warning naming the option it
 /// probably meant (or all of them).

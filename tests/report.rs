@@ -1,5 +1,5 @@
-//! The Rust side of the statistics reports: `Display` and `Json` of the figures, and
-//! `goalloc::stats::print`.
+//! The Rust side of the statistics reports and the version: `Display` and `Json` of the
+//! figures, `goalloc::stats::print`, and the version against `Cargo.toml` and the header.
 
 mod reports;
 use reports::{header_fields, json_report_members, parse_json_lines, parse_text_reports};
@@ -93,4 +93,40 @@ fn print_writes_the_report_to_stderr() {
     assert_eq!(json[0].get("when"), "\"now\"");
     assert_eq!(json[0].get("allocator"), "\"goalloc\"");
     assert!(json[0].number("mallocs") > 0);
+}
+
+/// The version in `Cargo.toml`, read from the file itself.
+fn cargo_toml_version() -> String {
+    let toml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let package = toml.split("[package]").nth(1).unwrap();
+    let line = package
+        .lines()
+        .find(|l| l.starts_with("version = "))
+        .expect("a version in [package]");
+    line.trim_start_matches("version = ")
+        .trim_matches('"')
+        .to_string()
+}
+
+#[test]
+fn version_is_cargo_tomls() {
+    let want = cargo_toml_version();
+    assert_eq!(goalloc::VERSION, want);
+    // SAFETY: goalloc_version returns a static NUL-terminated string.
+    let c = unsafe { std::ffi::CStr::from_ptr(goalloc::ffi::goalloc_version()) };
+    assert_eq!(c.to_str().unwrap(), want);
+    let header =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/goalloc.h")).unwrap();
+    let define = |name: &str| {
+        header
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("{name} in goalloc.h"))
+            .to_string()
+    };
+    let parts: Vec<&str> = want.split('.').collect();
+    assert_eq!(define("GOALLOC_VERSION_MAJOR"), parts[0]);
+    assert_eq!(define("GOALLOC_VERSION_MINOR"), parts[1]);
+    assert_eq!(define("GOALLOC_VERSION_PATCH"), parts[2]);
+    assert_eq!(define("GOALLOC_VERSION"), format!("\"{want}\""));
 }
