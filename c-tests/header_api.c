@@ -1,7 +1,8 @@
 /* header_api.c — the prefixed API declared in include/goalloc.h, for programs that link
  * goalloc beside another malloc: allocate, write, usable size, free, sized frees,
- * calloc, realloc, reallocarray, the aligned allocators, errno cases and
- * goalloc_release_all. Built only in "linked" mode (-lgoalloc -I include). */
+ * calloc, realloc, reallocarray, the aligned allocators, errno cases,
+ * goalloc_release_all, goalloc_version and goalloc_stats_print. Built only in "linked"
+ * mode (-lgoalloc -I include). */
 #define _GNU_SOURCE
 #include "check.h"
 
@@ -165,6 +166,18 @@ static void test_release_all(void)
     (void)goalloc_release_all();
 }
 
+/* goalloc_version and goalloc_stats_print as the header declares them. */
+static void test_version_and_print(void)
+{
+    CHECKF(!strcmp(goalloc_version(), GOALLOC_VERSION), "goalloc_version() %s, header %s",
+           goalloc_version(), GOALLOC_VERSION);
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    CHECK(goalloc_stats_print(f, "json") == 0);
+    CHECK(ftell(f) > 100);
+    fclose(f);
+}
+
 int main(void)
 {
     goalloc_expect_active();
@@ -172,6 +185,7 @@ int main(void)
     test_basic();
     test_aligned();
     test_release_all();
+    test_version_and_print();
     printf("header_api: OK\n");
     return 0;
 }

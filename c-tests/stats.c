@@ -1,5 +1,6 @@
 /* stats.c — the statistics move with the heap and add up: goalloc_read_mem_stats,
- * mallinfo2/mallinfo, malloc_stats (stderr) and malloc_info (XML). */
+ * mallinfo2/mallinfo, malloc_stats (stderr), malloc_info (XML), goalloc_stats_print
+ * (text and JSON, to a stream or stderr) and goalloc_version. */
 #define _GNU_SOURCE
 #include "check.h"
 #include "goalloc.h"
@@ -8,6 +9,7 @@
 #define MiB (1024UL * 1024UL)
 
 static void (*read_stats)(struct goalloc_mem_stats *);
+static int (*stats_print)(FILE *, const char *);
 static struct goalloc_mem_stats st;
 
 static void check_consistent(const struct goalloc_mem_stats *s)
@@ -41,6 +43,105 @@ static size_t capture_stderr(void (*fn)(void), char *buf, size_t cap)
     buf[n] = 0;
     fclose(tmp);
     return n;
+}
+
+/* The value on the line "  <name>  <value> ..." of a text report, or -1. */
+static long long text_figure(const char *report, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\n  %s ", name);
+    const char *at = strstr(report, key);
+    return at ? strtoll(at + strlen(key), NULL, 10) : -1;
+}
+
+static void print_to_stderr(void)
+{
+    CHECK(stats_print(NULL, "json") == 0);
+}
+
+/* goalloc_stats_print: text and JSON to a stream, NULL for stderr, errors. */
+/* The first line of buf ends with tail (a whole line, or its end) and starts with
+ * "goalloc ". */
+static int first_line_is(const char *buf, const char *tail)
+{
+    const char *nl = strchr(buf, '\n');
+    size_t n = strlen(tail);
+    return !strncmp(buf, "goalloc ", 8) && nl != NULL && (size_t)(nl + 1 - buf) >= n &&
+           !strncmp(nl + 1 - n, tail, n);
+}
+
+static void test_stats_print(const char *title, char *buf, size_t cap)
+{
+    stats_print = (int (*)(FILE *, const char *))dlsym(RTLD_DEFAULT, "goalloc_stats_print");
+    CHECK(stats_print != NULL);
+
+    for (int t = 0; t < 3; t++) {
+        static const char *const text_opts[] = {NULL, "", "Text"};
+        FILE *f = tmpfile();
+        /* Nothing allocates between here and the report's own reading of the figures
+         * (its formatting allocates nothing; the stream's buffer comes after). */
+        read_stats(&st);
+        CHECK(stats_print(f, text_opts[t]) == 0);
+        rewind(f);
+        size_t n = fread(buf, 1, cap - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        CHECKF(first_line_is(buf, title), "goalloc_stats_print(f, %s) wrote: %s",
+               text_opts[t] ? text_opts[t] : "NULL", buf);
+        /* Every field under its name, with the value goalloc_read_mem_stats gives. */
+        CHECKF(text_figure(buf, "heap_objects") == (long long)st.heap_objects, "%s", buf);
+        CHECKF(text_figure(buf, "mallocs") == (long long)st.mallocs, "%s", buf);
+        CHECKF(text_figure(buf, "heap_sys") == (long long)st.heap_sys, "%s", buf);
+        CHECK(text_figure(buf, "scav_wakeups") >= 0 && text_figure(buf, "peak_rss") > 0);
+        CHECK(strstr(buf, "\n  by_size, the classes in use: size = bytes per object"));
+        CHECK(strstr(buf, "\n      4       48 "));
+    }
+
+    FILE *f = tmpfile();
+    CHECK(stats_print(f, "JSON") == 0);
+    rewind(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    char pid[64];
+    snprintf(pid, sizeof pid, ",\"pid\":%d,", (int)getpid());
+    const char *json_start = "{\"allocator\":\"goalloc\",\"version\":\"" GOALLOC_VERSION "\",";
+    CHECKF(!strncmp(buf, json_start, strlen(json_start)) &&
+               strstr(buf, "\"program\":\"stats\"") && strstr(buf, pid) &&
+               strstr(buf, "\"when\":\"now\"") && strstr(buf, "\"by_size\":[{\"class\":"),
+           "goalloc_stats_print(f, \"JSON\") wrote: %s", buf);
+    CHECKF(n > 2 && !strcmp(buf + n - 2, "}\n") && strchr(buf, '\n') == buf + n - 1,
+           "one JSON object on one line: %s", buf);
+
+    /* NULL goes to stderr, in one write. */
+    n = capture_stderr(print_to_stderr, buf, cap);
+    CHECKF(!strncmp(buf, "{\"allocator\":\"goalloc\"", 22) && strchr(buf, '\n') == buf + n - 1,
+           "goalloc_stats_print(NULL, \"json\") printed: %s", buf);
+
+    /* Unknown options: -1 and EINVAL, nothing written. */
+    f = tmpfile();
+    errno = 0;
+    CHECK(stats_print(f, "xml") == -1 && errno == EINVAL);
+    CHECK(ftell(f) == 0);
+    fclose(f);
+
+    /* A stream that cannot be written. */
+    f = fopen("/dev/null", "r");
+    CHECK(f != NULL);
+    CHECK(stats_print(f, "text") == -1);
+    fclose(f);
+}
+
+/* goalloc_version() is the header's GOALLOC_VERSION_* (both from Cargo.toml). */
+static void test_version(void)
+{
+    const char *(*version)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "goalloc_version");
+    CHECK(version != NULL);
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", GOALLOC_VERSION_MAJOR, GOALLOC_VERSION_MINOR,
+             GOALLOC_VERSION_PATCH);
+    CHECKF(!strcmp(version(), want) && !strcmp(GOALLOC_VERSION, want), "goalloc_version() %s, header %s",
+           version(), want);
 }
 
 int main(void)
@@ -102,11 +203,17 @@ int main(void)
            m3.uordblks);
     CHECK(m3.keepcost > 0); /* free pages malloc_trim could release */
 
-    char buf[65536];
+    static char buf[65536];
+    char title[128];
+    snprintf(title, sizeof title, "goalloc %s statistics of stats (pid %d) now\n", GOALLOC_VERSION,
+             (int)getpid());
     capture_stderr(malloc_stats, buf, sizeof buf);
-    CHECKF(strstr(buf, "goalloc statistics (now)") && strstr(buf, "heap:") &&
-               strstr(buf, "class     size"),
+    CHECKF(first_line_is(buf, title) && strstr(buf, "\n  heap_alloc ") &&
+               strstr(buf, "\n  class     size"),
            "malloc_stats printed: %s", buf);
+
+    test_stats_print(title, buf, sizeof buf);
+    test_version();
 
     FILE *xml = tmpfile();
     CHECK(malloc_info(0, xml) == 0);

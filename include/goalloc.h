@@ -12,6 +12,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+// goalloc's version, from its Cargo.toml; goalloc_version() gives the library's.
+#define GOALLOC_VERSION_MAJOR 0
+#define GOALLOC_VERSION_MINOR 1
+#define GOALLOC_VERSION_PATCH 0
+#define GOALLOC_VERSION "0.1.0"
 
 // Entries of `goalloc_mem_stats.by_size`: the size classes, 0 (large) included.
 #define GOALLOC_NUM_CLASSES 67
@@ -33,7 +40,9 @@ typedef struct goalloc_class_stats {
   uint64_t waste;
 } goalloc_class_stats;
 
-// The allocator's figures, in bytes unless named otherwise.
+// The allocator's figures, in bytes unless named otherwise, under the names of Go's
+// `runtime.MemStats` (`heap_alloc` is `HeapAlloc`). The reports (`GOALLOC_STATS`,
+// `goalloc_stats_print`, `malloc_stats`) print each under its field name.
 //
 // Exact whenever no other thread is inside the allocator (a quiescent point: after the
 // other threads are joined, or while they wait): every call of every thread, exited
@@ -130,6 +139,19 @@ size_t goalloc_release_all(void);
 // objects are counted when they move between thread caches and the central lists, so
 // the object counts may run ahead of the program by what the thread caches hold.
 void goalloc_read_mem_stats(struct goalloc_mem_stats *out);
+
+// Writes the statistics report of this process now to `out`, or to stderr when `out` is
+// NULL: a first line naming goalloc's version, the program and its pid, every figure of
+// `struct goalloc_mem_stats` under its field name, peak RSS and a row per size class in
+// use. `opts` NULL, `""` or `"text"` gives the text report, `"json"` the same as one JSON
+// object on one line (case does not matter). The report is formatted without allocating
+// and handed to `out` with one `fwrite` (to stderr with one `write`). Returns 0; -1 with
+// `errno` `EINVAL` for other `opts`, -1 when the write failed.
+int32_t goalloc_stats_print(FILE *out, const char *opts);
+
+// goalloc's version, `"MAJOR.MINOR.PATCH"` as in its `Cargo.toml`; the header's
+// `GOALLOC_VERSION_*` macros give the version it was compiled against.
+const char *goalloc_version(void);
 
 #ifdef __cplusplus
 }  // extern "C"

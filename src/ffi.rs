@@ -21,7 +21,7 @@
 //! `EINVAL`), as glibc's does.
 
 use crate::sizeclass::PAGE_SIZE;
-use core::ffi::c_void;
+use core::ffi::{c_char, c_void};
 use core::ptr;
 
 #[inline]
@@ -230,6 +230,39 @@ pub unsafe extern "C" fn goalloc_read_mem_stats(out: *mut crate::stats::goalloc_
     }
 }
 
+/// Writes the statistics report of this process now to `out`, or to stderr when `out` is
+/// NULL: a first line naming goalloc's version, the program and its pid, every figure of
+/// `struct goalloc_mem_stats` under its field name, peak RSS and a row per size class in
+/// use. `opts` NULL, `""` or `"text"` gives the text report, `"json"` the same as one JSON
+/// object on one line (case does not matter). The report is formatted without allocating
+/// and handed to `out` with one `fwrite` (to stderr with one `write`). Returns 0; -1 with
+/// `errno` `EINVAL` for other `opts`, -1 when the write failed.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_stats_print(out: *mut libc::FILE, opts: *const c_char) -> i32 {
+    let opts = if opts.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the caller passes a NUL-terminated string.
+        unsafe { core::ffi::CStr::from_ptr(opts) }.to_bytes()
+    };
+    let Some(format) = crate::report::Format::parse(opts) else {
+        set_errno(libc::EINVAL);
+        return -1;
+    };
+    if crate::report::print_to_stream(out, format) {
+        0
+    } else {
+        -1
+    }
+}
+
+/// goalloc's version, `"MAJOR.MINOR.PATCH"` as in its `Cargo.toml`; the header's
+/// `GOALLOC_VERSION_*` macros give the version it was compiled against.
+#[no_mangle]
+pub extern "C" fn goalloc_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
 /// The libc names, exported only with the `c-api` feature.
 #[cfg(feature = "c-api")]
 mod libc_names {
@@ -427,7 +460,7 @@ mod libc_names {
     #[no_mangle]
     #[link_section = ".text.malloc_stats"]
     pub extern "C" fn malloc_stats() {
-        crate::report::write_report(2, false);
+        crate::report::malloc_stats();
     }
 
     /// The figures as XML in glibc's shape, with one `<size>` element per size class.

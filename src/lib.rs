@@ -196,6 +196,9 @@ pub mod sync;
 
 pub use global_alloc::GoAlloc;
 
+/// goalloc's version, `MAJOR.MINOR.PATCH` from `Cargo.toml` (`goalloc_version()` in C).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering};
 use mcentral::CENTRAL;

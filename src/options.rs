@@ -1,8 +1,12 @@
 //! Options: every `GOALLOC_*` environment variable, in one table, read once at start.
 //!
 //! The environment is read by walking `environ` directly: no allocation, so it works from
-//! inside the first `malloc` of a preloaded library. A malformed value prints one warning
-//! line and keeps the default. The first read of any option loads them all, whichever
+//! inside the first `malloc` of a preloaded library. Values forgive: case does not matter
+//! (`Warn`, `FREE`), surrounding blanks are dropped, and every on/off option takes
+//! `0`/`1`, `no`/`yes`, `false`/`true` and `off`/`on`. A malformed value prints one warning
+//! line that lists the valid values, and keeps the default; a `GOALLOC_*` variable that
+//! is no option (a typo such as `GOALLOC_STAT`) prints one warning that names the option
+//! it probably meant. The first read of any option loads them all, whichever
 //! entry point it comes from: a program whose first call is a bad `free` gets the
 //! `GOALLOC_INVALID_FREE` it asked for, and `GOALLOC_VERBOSE` prints for it.
 
@@ -16,15 +20,35 @@ pub struct OptionDef {
     /// The default as the user writes it.
     pub default_text: &'static str,
     pub help: &'static str,
+    /// The values it accepts, as the warning for a malformed one lists them.
+    pub values: &'static str,
     parse: fn(&[u8]) -> Option<u64>,
 }
 
+/// The words of an on/off option and their values; any case.
+const BOOL_WORDS: [(&str, u64); 8] = [
+    ("0", 0),
+    ("1", 1),
+    ("no", 0),
+    ("yes", 1),
+    ("false", 0),
+    ("true", 1),
+    ("off", 0),
+    ("on", 1),
+];
+/// `BOOL_WORDS`, as a warning lists them.
+const BOOL_VALUES: &str = "0, 1, no, yes, false, true, off, on";
+
+/// The value of `v` when it is one of `words`, in any case.
+fn lookup(v: &[u8], words: &[(&str, u64)]) -> Option<u64> {
+    words
+        .iter()
+        .find(|(w, _)| v.eq_ignore_ascii_case(w.as_bytes()))
+        .map(|&(_, x)| x)
+}
+
 fn parse_bool(v: &[u8]) -> Option<u64> {
-    match v {
-        b"0" | b"false" | b"off" | b"no" => Some(0),
-        b"1" | b"true" | b"on" | b"yes" => Some(1),
-        _ => None,
-    }
+    lookup(v, &BOOL_WORDS)
 }
 
 fn parse_u64(v: &[u8]) -> Option<u64> {
@@ -36,21 +60,27 @@ fn parse_u64(v: &[u8]) -> Option<u64> {
     })
 }
 
+const MADVISE_WORDS: [(&str, u64); 2] = [("dontneed", MADVISE_DONTNEED), ("free", MADVISE_FREE)];
+
 fn parse_madvise(v: &[u8]) -> Option<u64> {
-    match v {
-        b"dontneed" | b"DONTNEED" => Some(MADVISE_DONTNEED),
-        b"free" | b"FREE" => Some(MADVISE_FREE),
-        _ => None,
-    }
+    lookup(v, &MADVISE_WORDS)
 }
 
+const INVALID_WORDS: [(&str, u64); 3] = [
+    ("abort", INVALID_ABORT),
+    ("warn", INVALID_WARN),
+    ("ignore", INVALID_IGNORE),
+];
+
 fn parse_invalid(v: &[u8]) -> Option<u64> {
-    match v {
-        b"abort" => Some(INVALID_ABORT),
-        b"warn" => Some(INVALID_WARN),
-        b"ignore" => Some(INVALID_IGNORE),
-        _ => None,
-    }
+    lookup(v, &INVALID_WORDS)
+}
+
+/// `GOALLOC_STATS` takes these besides the on/off words (on is `text`).
+const STATS_WORDS: [(&str, u64); 2] = [("text", STATS_TEXT), ("json", STATS_JSON)];
+
+fn parse_stats(v: &[u8]) -> Option<u64> {
+    lookup(v, &STATS_WORDS).or_else(|| parse_bool(v))
 }
 
 pub const INVALID_ABORT: u64 = 0;
@@ -59,6 +89,10 @@ pub const INVALID_IGNORE: u64 = 2;
 
 pub const MADVISE_DONTNEED: u64 = 0;
 pub const MADVISE_FREE: u64 = 1;
+
+pub const STATS_OFF: u64 = 0;
+pub const STATS_TEXT: u64 = 1;
+pub const STATS_JSON: u64 = 2;
 
 /// Index of each option in `OPTIONS`.
 pub const SCAVENGE: usize = 0;
@@ -82,6 +116,7 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
         default: 1,
         default_text: "1",
         help: "1: a background thread returns idle free pages to the OS; 0: only malloc_trim does",
+        values: BOOL_VALUES,
         parse: parse_bool,
     },
     OptionDef {
@@ -89,6 +124,7 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
         default: 1000,
         default_text: "1000",
         help: "milliseconds a free page must stay unused before the scavenger may release it",
+        values: "a whole number of milliseconds",
         parse: parse_u64,
     },
     OptionDef {
@@ -96,6 +132,7 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
         default: MADVISE_DONTNEED,
         default_text: "dontneed",
         help: "dontneed: released pages leave RSS at once and read as zero; free: MADV_FREE, the kernel takes them under pressure",
+        values: "dontneed, free",
         parse: parse_madvise,
     },
     OptionDef {
@@ -103,6 +140,7 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
         default: INVALID_ABORT,
         default_text: "abort",
         help: "what a bad pointer passed to free, realloc or malloc_usable_size gets: abort (a goalloc: line, then abort()), warn (the line, and the call does nothing), ignore",
+        values: "abort, warn, ignore",
         parse: parse_invalid,
     },
     OptionDef {
@@ -110,27 +148,31 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
         default: 0,
         default_text: "0",
         help: "1: checked mode: every double free and every write to freed memory is detected, at a large cost in speed",
+        values: BOOL_VALUES,
         parse: parse_bool,
     },
     OptionDef {
         name: "GOALLOC_STATS",
         default: 0,
         default_text: "0",
-        help: "1: print a report (heap totals, a table per size class, the scavenger, peak RSS) at exit",
-        parse: parse_bool,
+        help: "1 (or text): print a report at exit: the program and its pid, every figure of goalloc_mem_stats, peak RSS, a row per size class in use; json: the same as one JSON object on one line",
+        values: "0, 1, text, json, no, yes, false, true, off, on",
+        parse: parse_stats,
     },
     OptionDef {
         name: "GOALLOC_STATS_FILE",
         default: 0,
         default_text: "stderr",
-        help: "the file GOALLOC_STATS appends its report to",
+        help: "the file GOALLOC_STATS appends its report to: %p stands for the pid, a relative name is taken from the directory the program started in; one warning when it cannot be opened (the report then goes to stderr)",
+        values: "a file name",
         parse: parse_text,
     },
     OptionDef {
         name: "GOALLOC_VERBOSE",
         default: 0,
         default_text: "0",
-        help: "1: print the effective options at start",
+        help: "1: print goalloc's version, the file it was loaded from and the effective options at start",
+        values: BOOL_VALUES,
         parse: parse_bool,
     },
 ];
@@ -171,6 +213,138 @@ fn getenv(name: &str) -> Option<&'static [u8]> {
     None
 }
 
+/// The value `text` gives option `opt`, blanks around it ignored; None when malformed.
+fn parse(opt: &OptionDef, text: &[u8]) -> Option<u64> {
+    (opt.parse)(text.trim_ascii())
+}
+
+/// `goalloc: warning: ignoring GOALLOC_MADVISE=never (valid: dontneed, free); using the
+/// default, dontneed`.
+fn warn_malformed(opt: &OptionDef, text: &[u8]) {
+    os::write_stderr(&[
+        b"goalloc: warning: ignoring ",
+        opt.name.as_bytes(),
+        b"=",
+        &text[..text.len().min(64)],
+        b" (valid: ",
+        opt.values.as_bytes(),
+        b"); using the default, ",
+        opt.default_text.as_bytes(),
+    ]);
+}
+
+/// Names that begin with `GOALLOC_` but are read by goalloc's own build and test tools,
+/// not by the library: no warning for them.
+const NOT_OPTIONS: [&str; 6] = [
+    "GOALLOC_LIB",           // tests/c_tests.rs, c-tests/check.h: the library under test
+    "GOALLOC_EXPECT",        // c-tests/check.h: fail unless malloc is goalloc's
+    "GOALLOC_UPDATE_HEADER", // build.rs: write include/goalloc.h
+    "GOALLOC_PROPTEST_SEED", // tests/property.rs
+    "GOALLOC_PROPTEST_CASES",
+    "GOALLOC_TEST_BAD_FREE", // tests/api.rs: the case a child process runs
+];
+
+/// The entries of `environ` (`NAME=value`), without allocating.
+struct Environ(*const *const libc::c_char);
+
+impl Environ {
+    fn new() -> Environ {
+        // SAFETY: reading the pointer; environ is null or a valid array (see getenv).
+        Environ(unsafe { environ })
+    }
+}
+
+impl Iterator for Environ {
+    type Item = &'static [u8];
+    fn next(&mut self) -> Option<&'static [u8]> {
+        // SAFETY: as in getenv: a null-terminated array of NUL-terminated strings that
+        // the program does not change while we read it at initialisation.
+        unsafe {
+            if self.0.is_null() || (*self.0).is_null() {
+                return None;
+            }
+            let entry = core::ffi::CStr::from_ptr(*self.0).to_bytes();
+            self.0 = self.0.add(1);
+            Some(entry)
+        }
+    }
+}
+
+/// One warning for each variable that starts with `GOALLOC_` (in any case) and is no
+/// option, naming the option it most likely means, or all of them.
+fn warn_unknown_variables() {
+    for entry in Environ::new() {
+        let name = entry.split(|&c| c == b'=').next().unwrap_or(entry);
+        if name.len() < 8 || !name[..8].eq_ignore_ascii_case(b"GOALLOC_") {
+            continue;
+        }
+        if OPTIONS.iter().any(|o| o.name.as_bytes() == name)
+            || NOT_OPTIONS.iter().any(|n| n.as_bytes() == name)
+        {
+            continue;
+        }
+        let name = &name[..name.len().min(64)];
+        match nearest_option(name) {
+            Some(o) => os::write_stderr(&[
+                b"goalloc: warning: ignoring unknown variable ",
+                name,
+                b" (did you mean ",
+                o.name.as_bytes(),
+                b"?)",
+            ]),
+            None => {
+                let mut parts: [&[u8]; 4 + 2 * NUM_OPTIONS] = [b""; 4 + 2 * NUM_OPTIONS];
+                parts[0] = b"goalloc: warning: ignoring unknown variable ";
+                parts[1] = name;
+                parts[2] = b" (the options are";
+                for (i, o) in OPTIONS.iter().enumerate() {
+                    parts[3 + 2 * i] = if i == 0 { b" " } else { b", " };
+                    parts[4 + 2 * i] = o.name.as_bytes();
+                }
+                parts[3 + 2 * NUM_OPTIONS] = b")";
+                os::write_stderr(&parts);
+            }
+        }
+    }
+}
+
+/// The option whose name is closest to `name` (case ignored): at most two letters
+/// inserted, deleted or changed, or one name a prefix of the other.
+fn nearest_option(name: &[u8]) -> Option<&'static OptionDef> {
+    let mut best: Option<(usize, &OptionDef)> = None;
+    for o in OPTIONS.iter() {
+        let d = edit_distance(name, o.name.as_bytes());
+        let prefix = {
+            let n = name.len().min(o.name.len());
+            n > 8 + 3 && name[..n].eq_ignore_ascii_case(&o.name.as_bytes()[..n])
+        };
+        if (d <= 2 || prefix) && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, o));
+        }
+    }
+    best.map(|(_, o)| o)
+}
+
+/// Levenshtein distance of two names of up to 64 bytes, case ignored; on the stack.
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    const MAX: usize = 64;
+    let (a, b) = (&a[..a.len().min(MAX)], &b[..b.len().min(MAX)]);
+    let mut prev = [0usize; MAX + 1];
+    let mut cur = [0usize; MAX + 1];
+    for (j, p) in prev.iter_mut().enumerate().take(b.len() + 1) {
+        *p = j;
+    }
+    for (i, &ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let change = prev[j] + !ca.eq_ignore_ascii_case(&cb) as usize;
+            cur[j + 1] = change.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// Reads every option from the environment, unless that is done: from `crate::init`, and
 /// from `get` on any path that reads an option before it.
 #[inline]
@@ -187,25 +361,23 @@ fn load_slow() {
     for (i, opt) in OPTIONS.iter().enumerate() {
         let mut v = opt.default;
         if let Some(text) = getenv(opt.name) {
-            match (opt.parse)(text) {
+            match parse(opt, text) {
                 Some(x) => v = x,
-                None if report => os::write_stderr(&[
-                    b"goalloc: warning: ignoring malformed ",
-                    opt.name.as_bytes(),
-                    b"=",
-                    &text[..text.len().min(64)],
-                    b" (using the default)",
-                ]),
+                None if report => warn_malformed(opt, text),
                 None => {}
             }
         }
         VALUES[i].store(v, Ordering::Relaxed);
     }
+    if report {
+        warn_unknown_variables();
+    }
     LOADED.store(true, Ordering::Release);
     if report && get(VERBOSE) != 0 {
+        crate::report::write_version_line();
         for opt in OPTIONS.iter() {
             let (value, from): (&[u8], &[u8]) = match getenv(opt.name) {
-                Some(t) if (opt.parse)(t).is_some() => (t, b"environment"),
+                Some(t) if parse(opt, t).is_some() => (t, b"environment"),
                 _ => (opt.default_text.as_bytes(), b"default"),
             };
             let value = &value[..value.len().min(200)];
@@ -251,10 +423,96 @@ mod tests {
         assert_eq!(parse_madvise(b"never"), None);
         assert_eq!(parse_invalid(b"warn"), Some(INVALID_WARN));
         assert_eq!(parse_invalid(b"crash"), None);
-        for o in &OPTIONS {
+        assert_eq!(parse_stats(b"json"), Some(STATS_JSON));
+        assert_eq!(parse_stats(b"text"), Some(STATS_TEXT));
+        assert_eq!(parse_stats(b"1"), Some(STATS_TEXT));
+        assert_eq!(parse_stats(b"no"), Some(STATS_OFF));
+        assert_eq!(parse_stats(b"xml"), None);
+        for (i, o) in OPTIONS.iter().enumerate() {
             assert!(o.name.starts_with("GOALLOC_"));
             assert!(!o.help.is_empty());
+            assert!(!o.values.is_empty());
+            if i != STATS_FILE {
+                assert_eq!(
+                    parse(o, o.default_text.as_bytes()),
+                    Some(o.default),
+                    "{}",
+                    o.name
+                );
+            }
         }
+    }
+
+    #[test]
+    fn values_forgive_case_and_blanks() {
+        for (yes, no) in [("1", "0"), ("yes", "no"), ("true", "false"), ("on", "off")] {
+            for (y, n) in [
+                (yes.to_string(), no.to_string()),
+                (yes.to_uppercase(), no.to_uppercase()),
+                (format!(" {yes}\t"), format!("{no} ")),
+            ] {
+                for i in [SCAVENGE, CHECK, STATS, VERBOSE] {
+                    assert_eq!(parse(&OPTIONS[i], y.as_bytes()), Some(1), "{y}");
+                    assert_eq!(parse(&OPTIONS[i], n.as_bytes()), Some(0), "{n}");
+                }
+            }
+        }
+        assert_eq!(parse(&OPTIONS[INVALID_FREE], b"Warn"), Some(INVALID_WARN));
+        assert_eq!(
+            parse(&OPTIONS[INVALID_FREE], b"IGNORE"),
+            Some(INVALID_IGNORE)
+        );
+        assert_eq!(parse(&OPTIONS[MADVISE], b"FREE"), Some(MADVISE_FREE));
+        assert_eq!(
+            parse(&OPTIONS[MADVISE], b"DontNeed"),
+            Some(MADVISE_DONTNEED)
+        );
+        assert_eq!(parse(&OPTIONS[STATS], b"JSON"), Some(STATS_JSON));
+        assert_eq!(parse(&OPTIONS[SCAVENGE_DELAY_MS], b" 250 "), Some(250));
+        assert_eq!(parse(&OPTIONS[SCAVENGE], b"enabled"), None);
+        assert_eq!(parse(&OPTIONS[SCAVENGE], b""), None);
+    }
+
+    #[test]
+    fn warnings_list_every_word_an_option_takes() {
+        let listed = |i: usize, w: &str| OPTIONS[i].values.split(", ").any(|v| v == w);
+        for (w, _) in BOOL_WORDS {
+            for i in [SCAVENGE, CHECK, STATS, VERBOSE] {
+                assert!(listed(i, w), "{w} in {}", OPTIONS[i].values);
+            }
+        }
+        for (w, _) in MADVISE_WORDS {
+            assert!(listed(MADVISE, w));
+        }
+        for (w, _) in INVALID_WORDS {
+            assert!(listed(INVALID_FREE, w));
+        }
+        for (w, _) in STATS_WORDS {
+            assert!(listed(STATS, w));
+        }
+        assert_eq!(OPTIONS[SCAVENGE].values, BOOL_VALUES);
+        let bool_list: Vec<&str> = BOOL_WORDS.iter().map(|(w, _)| *w).collect();
+        assert_eq!(BOOL_VALUES, bool_list.join(", "));
+    }
+
+    #[test]
+    fn typos_find_their_option() {
+        let near = |n: &str| nearest_option(n.as_bytes()).map(|o| o.name);
+        assert_eq!(near("GOALLOC_STAT"), Some("GOALLOC_STATS"));
+        assert_eq!(near("goalloc_stats"), Some("GOALLOC_STATS"));
+        assert_eq!(near("GOALLOC_STATSFILE"), Some("GOALLOC_STATS_FILE"));
+        assert_eq!(near("GOALLOC_MADVICE"), Some("GOALLOC_MADVISE"));
+        assert_eq!(
+            near("GOALLOC_SCAVENGE_DELAY"),
+            Some("GOALLOC_SCAVENGE_DELAY_MS")
+        );
+        assert_eq!(near("GOALLOC_INVALID"), Some("GOALLOC_INVALID_FREE"));
+        assert_eq!(near("GOALLOC_VERBOS"), Some("GOALLOC_VERBOSE"));
+        assert_eq!(near("GOALLOC_FOO"), None);
+        assert_eq!(near("GOALLOC_DEBUG"), None);
+        assert_eq!(edit_distance(b"kitten", b"sitting"), 3);
+        assert_eq!(edit_distance(b"", b"abc"), 3);
+        assert_eq!(edit_distance(b"ABC", b"abc"), 0);
     }
 
     #[test]

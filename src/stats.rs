@@ -12,6 +12,8 @@ use crate::scavenger;
 use crate::sizeclass::{CLASS_NPAGES, CLASS_SIZE, NUM_CLASSES, PAGE_SIZE};
 use core::sync::atomic::Ordering::Relaxed;
 
+pub use crate::report::{print, Format, Json};
+
 /// Entries of `goalloc_mem_stats.by_size`: the size classes, 0 (large) included.
 pub const GOALLOC_NUM_CLASSES: usize = 67;
 const _: () = assert!(GOALLOC_NUM_CLASSES == NUM_CLASSES);
@@ -36,7 +38,9 @@ pub struct goalloc_class_stats {
     pub waste: u64,
 }
 
-/// The allocator's figures, in bytes unless named otherwise.
+/// The allocator's figures, in bytes unless named otherwise, under the names of Go's
+/// `runtime.MemStats` (`heap_alloc` is `HeapAlloc`). The reports (`GOALLOC_STATS`,
+/// `goalloc_stats_print`, `malloc_stats`) print each under its field name.
 ///
 /// Exact whenever no other thread is inside the allocator (a quiescent point: after the
 /// other threads are joined, or while they wait): every call of every thread, exited

@@ -555,16 +555,10 @@ fn python_stats_report_at_exit() {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     let report = dir.join("report.txt");
-    // The interpreter itself, not a version manager's shim (which would report too).
-    let python = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 is needed for this test");
-    let python = String::from_utf8(python.stdout).unwrap().trim().to_string();
-    let out = Command::new(&python)
+    let out = Command::new(reports::python())
         .args([
             "-c",
-            "d = {i: str(i) * 20 for i in range(300000)}; print(len(d))",
+            "import os; d = {i: str(i) * 20 for i in range(300000)}; print(len(d), os.getpid())",
         ])
         .env("LD_PRELOAD", &lib)
         .env("PYTHONMALLOC", "malloc")
@@ -578,28 +572,453 @@ fn python_stats_report_at_exit() {
         "python3 failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "300000");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (count, pid) = stdout.trim().split_once(' ').unwrap();
+    assert_eq!(count, "300000");
     let text = fs::read_to_string(&report).expect("the report file was written");
+    let r = reports::parse_text_reports(&text);
+    assert_eq!(r.len(), 1, "{text}");
+    assert_eq!(r[0].pid.to_string(), pid);
+    assert!(r[0].program.starts_with("python3"), "{:?}", r[0]);
+    assert_eq!(r[0].when, "at exit");
+    assert!(r[0].command.contains("range(300000)"), "{:?}", r[0]);
+    // 300k strings of 100+ bytes went through malloc: the totals say so.
+    assert!(r[0].field("mallocs") > 300_000, "{text}");
+    assert!(r[0].field("heap_sys") >= r[0].field("heap_inuse"), "{text}");
+    assert!(r[0].field("peak_rss") > 10 << 20, "{text}");
+    assert!(r[0].classes.len() > 10, "{text}");
+}
+
+// ---- statistics reports, version and options under a real program --------------------
+
+mod reports;
+
+/// A python3 command under the library, run in `dir`, with `env` set; its output.
+fn python_under_goalloc(dir: &Path, script: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(reports::python());
+    cmd.args(["-c", script])
+        .current_dir(dir)
+        .env("LD_PRELOAD", library())
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("GOALLOC_STATS")
+        .env_remove("GOALLOC_STATS_FILE")
+        .env_remove("GOALLOC_VERBOSE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        command_line(&cmd),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = work_root().join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `GOALLOC_STATS=json` writes one JSON object on one line that python3's `json` reads,
+/// with every field of the header's struct under its name, and the process's names.
+#[test]
+fn stats_json_at_exit() {
+    let dir = fresh_dir("stats_json_at_exit");
+    let report = dir.join("report.json");
+    let out = python_under_goalloc(
+        &dir,
+        "import os; d = [str(i) * 20 for i in range(100000)]; print(os.getpid())",
+        &[
+            ("GOALLOC_STATS", "json"),
+            ("GOALLOC_STATS_FILE", report.to_str().unwrap()),
+            ("PYTHONMALLOC", "malloc"),
+        ],
+    );
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let text = fs::read_to_string(&report).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let r = reports::parse_json_lines(&text);
+    assert_eq!(r.len(), 1);
+    let names: Vec<&str> = r[0].members.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, reports::json_report_members());
+    assert_eq!(r[0].get("pid"), pid);
+    assert_eq!(r[0].get("version"), format!("\"{}\"", reports::VERSION));
+    assert!(r[0].get("program").starts_with("\"python3"), "{r:?}");
+    assert_eq!(r[0].get("when"), "\"exit\"");
+    assert!(r[0].number("mallocs") > 100_000);
     assert_eq!(
-        text.matches("goalloc statistics (at exit)").count(),
+        r[0].number("heap_sys"),
+        r[0].number("heap_inuse") + r[0].number("heap_idle")
+    );
+    assert!(!r[0].classes.is_empty());
+    for c in &r[0].classes {
+        assert_eq!(c[4], c[2] - c[3], "live = mallocs - frees: {c:?}");
+    }
+}
+
+/// A program name with a quote, a backslash, a newline and a byte that is not UTF-8
+/// stays one JSON string and one line of the text report.
+#[test]
+fn stats_reports_escape_the_program_name() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let dir = fresh_dir("stats_escape");
+    let name = std::ffi::OsStr::from_bytes(b"we\"ird\\na\nme\xff");
+    for format in ["json", "text"] {
+        let report = dir.join(format!("report.{format}"));
+        // bash, not dash: dash leaves with _exit, which runs no exit handlers.
+        let out = Command::new("bash")
+            .arg0(name)
+            .args(["-c", "echo $$"])
+            .env("LD_PRELOAD", library())
+            .env_remove("LD_LIBRARY_PATH")
+            .env("GOALLOC_STATS", format)
+            .env("GOALLOC_STATS_FILE", &report)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let text = fs::read_to_string(&report).unwrap();
+        if format == "json" {
+            let r = reports::parse_json_lines(&text);
+            assert_eq!(r.len(), 1, "{text}");
+            assert_eq!(r[0].get("program"), r#""we\"ird\\na\nme\ufffd""#);
+            assert_eq!(r[0].get("pid"), pid);
+        } else {
+            let r = reports::parse_text_reports(&text);
+            assert_eq!(r.len(), 1, "{text}");
+            assert_eq!(r[0].program, "we\"ird\\na?me?");
+            assert_eq!(r[0].pid.to_string(), pid);
+            assert!(
+                r[0].command.starts_with("we\"ird\\na?me? -c echo $$"),
+                "{r:?}"
+            );
+        }
+    }
+}
+
+/// Reports of processes that exit at the same moment and append to one file: each is
+/// whole, and its first line names its own process.
+#[test]
+fn concurrent_reports_are_told_apart() {
+    use std::io::{BufRead, BufReader};
+    const N: usize = 8;
+    let dir = fresh_dir("concurrent_reports");
+    for format in ["text", "json"] {
+        let report = dir.join(format!("reports.{format}"));
+        let mut children = Vec::new();
+        for i in 0..N {
+            // Each allocates its own mix (so each report has its own figures and a row per
+            // class it used, 5 to 6 KiB of text), says so, and exits when stdin closes.
+            let script = format!(
+                "import sys; tag = 'tag-{i}'; d = [bytes(s % 3000) for s in range({})]; \
+                 print('ready', flush=True); sys.stdin.read()",
+                20000 + 1000 * i
+            );
+            let child = Command::new(reports::python())
+                .args(["-c", &script])
+                .env("LD_PRELOAD", library())
+                .env_remove("LD_LIBRARY_PATH")
+                .env("PYTHONMALLOC", "malloc")
+                .env("GOALLOC_STATS", format)
+                .env("GOALLOC_STATS_FILE", &report)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            children.push(child);
+        }
+        let mut stdins = Vec::new();
+        for c in children.iter_mut() {
+            let mut line = String::new();
+            BufReader::new(c.stdout.as_mut().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert_eq!(line, "ready\n");
+            stdins.push(c.stdin.take().unwrap());
+        }
+        drop(stdins); // all exit now
+        let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let text = fs::read_to_string(&report).unwrap();
+        let seen: Vec<(u32, String)> = if format == "text" {
+            let r = reports::parse_text_reports(&text);
+            r.iter().map(|r| (r.pid, r.command.clone())).collect()
+        } else {
+            assert_eq!(text.lines().count(), N, "{text}");
+            reports::parse_json_lines(&text)
+                .iter()
+                .map(|r| (r.number("pid") as u32, r.get("command").to_string()))
+                .collect()
+        };
+        assert_eq!(seen.len(), N, "{format}: {text}");
+        for (i, pid) in pids.iter().enumerate() {
+            let mine: Vec<&(u32, String)> = seen.iter().filter(|(p, _)| p == pid).collect();
+            assert_eq!(mine.len(), 1, "{format}: one report of pid {pid}: {seen:?}");
+            assert!(
+                mine[0].1.contains(&format!("tag-{i}'")),
+                "{format}: pid {pid} is child {i}: {}",
+                mine[0].1
+            );
+        }
+    }
+}
+
+/// `make -j2` under goalloc, both recipes running at once, all appending to one file: a
+/// report per process (make's own, each recipe's), each whole and naming its process.
+#[test]
+fn make_j2_reports_are_told_apart() {
+    let dir = fresh_dir("make_j2_reports");
+    let report = dir.join("reports.txt");
+    let py = reports::python();
+    // Each recipe waits until the other has started, so that both run and exit together.
+    let makefile = format!(
+        "all: a b\n\
+         a b:\n\
+         \t{py} -c \"import os, time; open('$@', 'w').close(); d = [str(i) for i in range(50000)]; \
+         other = {{'a': 'b', 'b': 'a'}}['$@']; [time.sleep(0.01) for _ in range(500) if not os.path.exists(other)]\"\n"
+    );
+    fs::write(dir.join("Makefile"), makefile).unwrap();
+    let out = Command::new("make")
+        .args(["-j2", "-s"])
+        .current_dir(&dir)
+        .env("LD_PRELOAD", library())
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env("GOALLOC_STATS", "1")
+        .env("GOALLOC_STATS_FILE", &report)
+        .output()
+        .expect("make is needed for this test");
+    assert!(
+        out.status.success(),
+        "make failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(&report).unwrap();
+    let r = reports::parse_text_reports(&text);
+    let mut pids: Vec<u32> = r.iter().map(|r| r.pid).collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), r.len(), "one report per process: {text}");
+    assert_eq!(
+        r.iter().filter(|r| r.program == "make").count(),
         1,
         "{text}"
     );
-    for needle in [
-        "heap:",
-        "totals:",
-        "scavenger:",
-        "peak RSS:",
-        "class     size",
-    ] {
-        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    for target in ["a", "b"] {
+        let recipe = format!("['{target}']");
+        assert_eq!(
+            r.iter()
+                .filter(|r| r.program.starts_with("python3") && r.command.contains(&recipe))
+                .count(),
+            1,
+            "one report of recipe {target}: {text}"
+        );
     }
-    // 300k strings of 100+ bytes went through malloc: the totals say so.
-    let mallocs: u64 = text
-        .split("totals: ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("a mallocs count");
-    assert!(mallocs > 300_000, "{mallocs} mallocs in:\n{text}");
+}
+
+/// `GOALLOC_STATS_FILE=report.%p.txt`: `%p` is the pid, and a relative name is taken
+/// from the directory the program started in, though it changed directory since.
+#[test]
+fn stats_file_pid_and_start_dir() {
+    let dir = fresh_dir("stats_file_pid");
+    let elsewhere = fresh_dir("stats_file_pid_elsewhere");
+    let out = python_under_goalloc(
+        &dir,
+        &format!(
+            "import os; os.chdir({:?}); print(os.getpid())",
+            elsewhere.to_str().unwrap()
+        ),
+        &[
+            ("GOALLOC_STATS", "1"),
+            ("GOALLOC_STATS_FILE", "report.%p.txt"),
+        ],
+    );
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let name = format!("report.{pid}.txt");
+    let text = fs::read_to_string(dir.join(&name))
+        .unwrap_or_else(|e| panic!("{name} in the start directory: {e}"));
+    let r = reports::parse_text_reports(&text);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].pid.to_string(), pid);
+    assert!(
+        fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "nothing where it went"
+    );
+}
+
+/// A report file that cannot be opened gives one warning naming it and why, and the
+/// report goes to stderr instead.
+#[test]
+fn stats_file_that_cannot_be_opened_warns() {
+    let dir = fresh_dir("stats_file_unopenable");
+    let path = dir.join("no-such-dir").join("r.txt");
+    let out = python_under_goalloc(
+        &dir,
+        "pass",
+        &[
+            ("GOALLOC_STATS", "1"),
+            ("GOALLOC_STATS_FILE", path.to_str().unwrap()),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = format!(
+        "goalloc: warning: cannot open GOALLOC_STATS_FILE {}: No such file or directory; \
+         the report goes to stderr\n",
+        path.display()
+    );
+    assert_eq!(stderr.matches(&warning).count(), 1, "{stderr}");
+    let r = reports::parse_text_reports(&stderr.replace(&warning, ""));
+    assert_eq!(r.len(), 1, "{stderr}");
+}
+
+/// `GOALLOC_VERBOSE=1` names the version and the file goalloc was loaded from.
+#[test]
+fn verbose_names_version_and_library() {
+    let dir = fresh_dir("verbose_version");
+    let out = python_under_goalloc(&dir, "pass", &[("GOALLOC_VERBOSE", "1")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "goalloc: version {}, loaded from {}\n",
+        reports::VERSION,
+        library().display()
+    );
+    assert!(stderr.starts_with(&want), "want {want:?}, got:\n{stderr}");
+    assert!(stderr.contains("goalloc: option GOALLOC_VERBOSE=1 (environment)\n"));
+}
+
+/// Values in any case and as yes/no words are taken; a malformed value's warning lists
+/// the valid ones; an unknown `GOALLOC_` variable gets one warning naming the option it
+/// probably meant (or all of them).
+#[test]
+fn options_forgive_and_explain() {
+    let dir = fresh_dir("options_forgive");
+    // A bad free: with GOALLOC_INVALID_FREE=Warn it prints a line and the program goes on.
+    let script =
+        "import ctypes; ctypes.CDLL(None).free(ctypes.c_void_p(0x12345678)); print('alive')";
+    let out = python_under_goalloc(
+        &dir,
+        script,
+        &[
+            ("GOALLOC_INVALID_FREE", "Warn"),
+            ("GOALLOC_STATS", "ON"),
+            ("GOALLOC_SCAVENGE", "No"),
+            ("GOALLOC_MADVISE", "never"),
+            ("GOALLOC_STAT", "1"),
+            ("GOALLOC_FOO", "2"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "alive\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let once = |line: &str| {
+        assert_eq!(
+            stderr.matches(line).count(),
+            1,
+            "{line:?} once in:\n{stderr}"
+        );
+    };
+    once("goalloc: free(): invalid pointer (not allocated by goalloc) 0x12345678 (ignored)\n");
+    once(
+        "goalloc: warning: ignoring GOALLOC_MADVISE=never (valid: dontneed, free); \
+         using the default, dontneed\n",
+    );
+    once(
+        "goalloc: warning: ignoring unknown variable GOALLOC_STAT (did you mean GOALLOC_STATS?)\n",
+    );
+    once(
+        "goalloc: warning: ignoring unknown variable GOALLOC_FOO (the options are \
+         GOALLOC_SCAVENGE, GOALLOC_SCAVENGE_DELAY_MS, GOALLOC_MADVISE, GOALLOC_INVALID_FREE, \
+         GOALLOC_CHECK, GOALLOC_STATS, GOALLOC_STATS_FILE, GOALLOC_VERBOSE)\n",
+    );
+    // GOALLOC_STATS=ON: the report; GOALLOC_SCAVENGE=No: the scavenger never started.
+    let at = stderr.find("goalloc 0").expect("a report");
+    let r = reports::parse_text_reports(&stderr[at..]);
+    assert_eq!(r.len(), 1, "{stderr}");
+    assert_eq!(r[0].field("scav_running"), 0);
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("goalloc: warning"))
+            .count(),
+        3,
+        "{stderr}"
+    );
+}
+
+/// The report at exit reaches its file in one `write(2)` (seen with strace), so that
+/// reports appended by processes that exit together cannot interleave.
+#[test]
+fn report_at_exit_is_one_write() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("report_at_exit_is_one_write: strace is not installed; not run");
+        return;
+    }
+    let dir = fresh_dir("report_one_write");
+    for format in ["text", "json"] {
+        let report = dir.join(format!("report.{format}"));
+        let trace = dir.join(format!("strace.{format}"));
+        // Only the traced program runs under goalloc; strace itself does not.
+        let out = Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-s",
+                "0",
+                "-e",
+                "trace=openat,write,writev,pwrite64,close",
+            ])
+            .arg("-o")
+            .arg(&trace)
+            .arg("-E")
+            .arg(format!("LD_PRELOAD={}", library().display()))
+            .args(["-E", &format!("GOALLOC_STATS={format}")])
+            .arg("-E")
+            .arg(format!("GOALLOC_STATS_FILE={}", report.display()))
+            .arg(reports::python())
+            .args(["-c", "d = [str(i) * (i % 500) for i in range(20000)]"])
+            .env_remove("LD_PRELOAD")
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let size = fs::metadata(&report).unwrap().len();
+        assert!(
+            size > 4096,
+            "a report larger than a pipe's atomic write: {size} bytes"
+        );
+        let trace = fs::read_to_string(&trace).unwrap();
+        let name = format!("\"{}\"", report.display());
+        let open = trace
+            .lines()
+            .find(|l| l.contains("openat(") && l.contains(&name))
+            .unwrap_or_else(|| panic!("no openat of {name} in\n{trace}"));
+        let fd = open.rsplit("= ").next().unwrap().trim();
+        let writes: Vec<&str> = trace
+            .lines()
+            .skip_while(|l| *l != open)
+            .take_while(|l| !l.contains(&format!("close({fd})")))
+            .filter(|l| {
+                ["write(", "writev(", "pwrite64("]
+                    .iter()
+                    .any(|w| l.contains(&format!("{w}{fd},")))
+            })
+            .collect();
+        assert_eq!(writes.len(), 1, "{format}: {writes:#?}");
+        assert!(
+            writes[0].ends_with(&format!("= {size}")),
+            "{format}: {}",
+            writes[0]
+        );
+    }
 }
