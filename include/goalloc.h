@@ -130,6 +130,11 @@ size_t goalloc_release_all(void);
 // the object counts may run ahead of the program by what the thread caches hold.
 void goalloc_read_mem_stats(struct goalloc_mem_stats *out);
 
+// Writes the heap profile (see `GOALLOC_PROFILE`) to `path`, replacing the file; `%p`
+// in the path becomes the process id. A null `path` means `GOALLOC_PROFILE`'s. Returns
+// 0, or -1 when profiling is off or the file could not be written.
+int32_t goalloc_profile_dump(const char *path);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

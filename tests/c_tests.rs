@@ -115,6 +115,9 @@ const OOM: Program = c("oom", &["oom.c"]);
 const STATS: Program = c("stats", &["stats.c"]);
 /// Exact counts at quiescent points, across threads.
 const STATS_EXACT: Program = c("stats_exact", &["stats_exact.c"]);
+/// Heap profiling: its figures, threads, fork, a signal, free first (tests/profile.rs
+/// reads a profile with google-pprof).
+const PROFILE: Program = c("profile", &["profile.c"]);
 const HEADER_API: Program = c("header_api", &["header_api.c"]);
 const HEADER_API_CPP: Program = Program {
     cxx: true,
@@ -164,6 +167,8 @@ c_test!(stats_preload, STATS, Mode::Preload);
 c_test!(stats_linked, STATS, Mode::Linked);
 c_test!(stats_exact_preload, STATS_EXACT, Mode::Preload);
 c_test!(stats_exact_linked, STATS_EXACT, Mode::Linked);
+c_test!(profile_preload, PROFILE, Mode::Preload);
+c_test!(profile_linked, PROFILE, Mode::Linked);
 c_test!(header_api_linked, HEADER_API, Mode::Linked);
 c_test!(header_api_cpp_linked, HEADER_API_CPP, Mode::Linked);
 
