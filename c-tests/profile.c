@@ -12,6 +12,10 @@
  *   profile fork       keeps 16 MiB, forks; the child keeps 32 MiB more and exits, the
  *                      parent waits and exits: two files, each with its own figures
  *   profile signal     keeps 16 MiB and raises GOALLOC_PROFILE_SIGNAL
+ *   profile kinds      8 MiB each from calloc, realloc, posix_memalign (64 and 16384),
+ *                      aligned_alloc and large malloc: 48 MiB in use; then frees them
+ *                      with free_sized, free_aligned_sized, realloc to another size
+ *                      and free: nothing in use
  *
  * The checks add up the samples as pprof does for a heap_v2 profile: each line's counts
  * scaled by 1 / (1 - exp(-avg / rate)), avg being the line's bytes per object.
@@ -192,6 +196,85 @@ static void case_signal(void)
     /* The exit dump replaces it; the caller looks for that one. */
 }
 
+typedef void (*free_sized_fn)(void *, size_t);
+typedef void (*free_aligned_sized_fn)(void *, size_t, size_t);
+
+#define KINDS 6
+#define KIND_BYTES (8 * MIB)
+
+static void case_kinds(void)
+{
+    static const long size[KINDS] = {1000, 1024, 1024, 16384, 4096, 96 * KIB};
+    void **v[KINDS];
+    for (int k = 0; k < KINDS; k++) {
+        long n = KIND_BYTES / size[k];
+        v[k] = malloc(n * sizeof(void *));
+        CHECK(v[k] != NULL);
+        for (long i = 0; i < n; i++) {
+            void *p = NULL;
+            switch (k) {
+            case 0:
+                p = calloc(1, size[k]);
+                break;
+            case 1:
+                p = realloc(malloc(16), size[k]); /* the 16 B object is freed */
+                break;
+            case 2:
+                CHECK(posix_memalign(&p, 64, size[k]) == 0);
+                break;
+            case 3:
+                CHECK(posix_memalign(&p, 16384, size[k]) == 0);
+                break;
+            case 4:
+                p = aligned_alloc(256, size[k]);
+                break;
+            case 5:
+                p = malloc(size[k]);
+                break;
+            }
+            CHECK(p != NULL);
+            memset(p, 1, size[k]);
+            v[k][i] = p;
+        }
+    }
+    dump_fn dump = (dump_fn)dlsym(RTLD_DEFAULT, "goalloc_profile_dump");
+    CHECK(dump != NULL);
+    struct totals t;
+    CHECK(dump("kinds-1.heap") == 0);
+    CHECK(read_profile("kinds-1.heap", &t));
+    check_near("kinds: in use", t.inuse_bytes, KINDS * KIND_BYTES);
+
+    free_sized_fn fs = (free_sized_fn)dlsym(RTLD_DEFAULT, "free_sized");
+    free_aligned_sized_fn fas = (free_aligned_sized_fn)dlsym(RTLD_DEFAULT, "free_aligned_sized");
+    CHECK(fs != NULL && fas != NULL);
+    for (int k = 0; k < KINDS; k++) {
+        for (long i = 0; i < KIND_BYTES / size[k]; i++) {
+            void *p = v[k][i];
+            switch (k) {
+            case 0:
+            case 1:
+            case 5:
+                fs(p, size[k]);
+                break;
+            case 2:
+                fas(p, 64, size[k]);
+                break;
+            case 3:
+                free(realloc(p, 2 * size[k]));
+                break;
+            case 4:
+                fas(p, 256, size[k]);
+                break;
+            }
+        }
+        free(v[k]);
+    }
+    CHECK(dump("kinds-2.heap") == 0);
+    CHECK(read_profile("kinds-2.heap", &t));
+    CHECKF(t.inuse_bytes < 1 * MIB, "kinds: %.1f MiB still in use", t.inuse_bytes / MIB);
+    printf("kinds: %.1f MiB in use after the frees\n", t.inuse_bytes / MIB);
+}
+
 /* ---- the driver ------------------------------------------------------------------ */
 
 /* Runs this program with `mode`, GOALLOC_PROFILE=profile, GOALLOC_PROFILE_RATE=rate
@@ -230,6 +313,8 @@ int main(int argc, char **argv)
             case_fork();
         else if (strcmp(argv[1], "signal") == 0)
             case_signal();
+        else if (strcmp(argv[1], "kinds") == 0)
+            case_kinds();
         else if (strcmp(argv[1], "free-first") == 0)
             ; /* see free_first below */
         else
@@ -257,6 +342,8 @@ int main(int argc, char **argv)
 
     run(argv, "signal", "signal.heap", "65536", "GOALLOC_PROFILE_SIGNAL=12");
     CHECK(read_profile("signal.heap", &t));
+
+    run(argv, "kinds", "kinds.heap", "65536", NULL);
 
     run(argv, "free-first", "free-first.heap", NULL, NULL);
     CHECK(read_profile("free-first.heap", &t));
