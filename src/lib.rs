@@ -191,6 +191,7 @@ pub mod sizeclass;
 pub mod span;
 pub mod stats;
 pub mod sync;
+mod unwind;
 
 pub use global_alloc::GoAlloc;
 
@@ -474,9 +475,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         if s.is_null() {
             return ptr::null_mut();
         }
-        // A sampled object moves, so that its sample goes with its size.
-        // SAFETY: s is the Large span of the live object p.
-        if size > MAX_SMALL_SIZE && unsafe { (*s).sample } == 0 {
+        if size > MAX_SMALL_SIZE {
             if size > isize::MAX as usize {
                 return ptr::null_mut();
             }

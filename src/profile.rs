@@ -56,6 +56,7 @@ use crate::os;
 use crate::sizeclass::{MAX_SMALL_SIZE, PAGE_SIZE};
 use crate::span::MSpan;
 use crate::sync::{Guarded, Mutex};
+use crate::unwind;
 use core::ffi::{c_int, c_void};
 use core::fmt::{self, Write};
 use core::ptr;
@@ -395,9 +396,11 @@ type UnwindTraceFn = extern "C" fn(ctx: *mut c_void, arg: *mut c_void) -> c_int;
 type UnwindBacktrace = unsafe extern "C" fn(UnwindTraceFn, *mut c_void) -> c_int;
 type UnwindGetIp = unsafe extern "C" fn(*mut c_void) -> usize;
 
-/// libgcc_s's `_Unwind_Backtrace` and `_Unwind_GetIP`, 0 until loaded.
+/// libgcc_s's `_Unwind_Backtrace`, `_Unwind_GetIP` and `_Unwind_Find_FDE`, 0 until
+/// loaded.
 static UNWIND_BACKTRACE: AtomicUsize = AtomicUsize::new(0);
 static UNWIND_GET_IP: AtomicUsize = AtomicUsize::new(0);
+static UNWIND_FIND_FDE: AtomicUsize = AtomicUsize::new(0);
 /// The executable segment of goalloc's own shared object: leading frames in it are
 /// dropped. Empty when goalloc is linked into the program itself, whose frames are not
 /// to be dropped.
@@ -416,27 +419,31 @@ struct Trace<'a> {
     get_ip: UnwindGetIp,
 }
 
+impl Trace<'_> {
+    /// Adds the frame at `ip` (once past goalloc's own); false when the trace is full.
+    fn push(&mut self, ip: usize) -> bool {
+        if self.leading {
+            let (lo, hi) = (
+                OWN_START.load(Ordering::Relaxed),
+                OWN_END.load(Ordering::Relaxed),
+            );
+            if ip >= lo && ip < hi {
+                return true;
+            }
+            self.leading = false;
+        }
+        self.frames[self.depth] = ip;
+        self.depth += 1;
+        self.depth < MAX_DEPTH
+    }
+}
+
 extern "C" fn trace_frame(ctx: *mut c_void, arg: *mut c_void) -> c_int {
     // SAFETY: arg is the `Trace` that `backtrace` passed, alive during the walk.
     let t = unsafe { &mut *(arg as *mut Trace) };
     // SAFETY: ctx is the unwinder's context for this frame.
     let ip = unsafe { (t.get_ip)(ctx) };
-    if ip == 0 {
-        return URC_NORMAL_STOP;
-    }
-    if t.leading {
-        let (lo, hi) = (
-            OWN_START.load(Ordering::Relaxed),
-            OWN_END.load(Ordering::Relaxed),
-        );
-        if ip >= lo && ip < hi {
-            return URC_NO_REASON;
-        }
-        t.leading = false;
-    }
-    t.frames[t.depth] = ip;
-    t.depth += 1;
-    if t.depth == MAX_DEPTH {
+    if ip == 0 || !t.push(ip) {
         URC_NORMAL_STOP
     } else {
         URC_NO_REASON
@@ -466,6 +473,22 @@ fn backtrace(frames: &mut [usize; MAX_DEPTH]) -> usize {
         leading: true,
         get_ip,
     };
+    let find = UNWIND_FIND_FDE.load(Ordering::Acquire);
+    if find != 0 {
+        unwind::check_unloads();
+        // SAFETY: find is libgcc's _Unwind_Find_FDE, found by dlsym under its name.
+        let ok = unsafe {
+            unwind::walk(core::mem::transmute::<usize, unwind::FindFde>(find), |ip| {
+                t.push(ip)
+            })
+        };
+        if ok {
+            return t.depth;
+        }
+        // A frame without a simple rule: the whole stack again, the slow way.
+        t.depth = 0;
+        t.leading = true;
+    }
     // SAFETY: trace_frame matches the callback type; t outlives the call.
     unsafe { bt(trace_frame, &mut t as *mut Trace as *mut c_void) };
     t.depth
@@ -521,6 +544,10 @@ extern "C" fn profile_ctor() {
         }
         let bt = libc::dlsym(h, c"_Unwind_Backtrace".as_ptr());
         let ip = libc::dlsym(h, c"_Unwind_GetIP".as_ptr());
+        let find = libc::dlsym(h, c"_Unwind_Find_FDE".as_ptr());
+        if !find.is_null() {
+            UNWIND_FIND_FDE.store(find as usize, Ordering::Release);
+        }
         if !bt.is_null() && !ip.is_null() {
             UNWIND_GET_IP.store(ip as usize, Ordering::Release);
             UNWIND_BACKTRACE.store(bt as usize, Ordering::Release);
