@@ -124,6 +124,9 @@ pub struct MCache {
     rng: u64,
     /// The thread is taking a sample: the allocations the unwinder makes are not sampled.
     sampling: bool,
+    /// Classes whose first sampling interval was drawn, a bit per class: a thread draws
+    /// a class's at its first allocation of the class, not all 66 when it starts.
+    drawn: u128,
     /// Overflows in a row past one batch, per class (tcmalloc's `length_overages`).
     overages: [u8; NUM_CLASSES],
     /// `Σ max_len × size`.
@@ -602,6 +605,7 @@ impl MCache {
             large_sample: NEVER,
             rng: 0,
             sampling: false,
+            drawn: 0,
             overages: [0; NUM_CLASSES],
             budget_used: 0,
             limit: BASE_CACHE_BYTES,
@@ -648,28 +652,33 @@ impl MCache {
         n.store(n.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
     }
 
-    /// Draws this cache's first sampling intervals (profiling is on).
+    /// Starts sampling in this cache (profiling is on): every class's countdown at 1,
+    /// so that its first allocation draws its first interval (`sample_small`).
     #[cold]
     fn start_sampling(&mut self) {
         self.rng = crate::profile::seed(self as *mut MCache as usize);
-        for (class, &size) in CLASS_SIZE.iter().enumerate().skip(1) {
-            let n = crate::profile::objects_until_sample(&mut self.rng, size);
-            self.sample_start[class].store(n, Ordering::Relaxed);
-            self.counts[class].next_sample.store(n, Ordering::Relaxed);
+        for class in 1..NUM_CLASSES {
+            self.sample_start[class].store(1, Ordering::Relaxed);
+            self.counts[class].next_sample.store(1, Ordering::Relaxed);
         }
+        self.drawn = 0;
         self.large_sample = crate::profile::bytes_until_sample(&mut self.rng);
     }
 
     /// The allocation of class `class` whose turn it is to be sampled (`next_sample` is 1
     /// or less): an object of `size` bytes on a span of its own, whose free the page map
-    /// sends to the slow path (see `profile`). Null when the unwinder itself allocates,
+    /// sends to the slow path (see `profile`). Null at the thread's first allocation of
+    /// the class (which draws the first interval), when the unwinder itself allocates,
     /// or when no span was to be had: the caller then hands out an object of the class
     /// the usual way, as the first of the next countdown.
     #[cold]
     #[inline(never)]
     unsafe fn sample_small(&mut self, class: usize, size: usize) -> *mut u8 {
         let mut p = ptr::null_mut();
-        if !self.sampling {
+        if self.drawn & (1 << class) == 0 {
+            // The class's first allocation on this thread: its interval starts here.
+            self.drawn |= 1 << class;
+        } else if !self.sampling {
             self.sampling = true;
             p = crate::profile::alloc_sampled(size, CLASS_SIZE[class] as usize);
             self.sampling = false;

@@ -623,6 +623,31 @@ impl Out {
         self.len = 0;
     }
 
+    /// `v` in decimal, right-aligned in `width` columns.
+    fn dec(&mut self, mut v: u64, width: usize) {
+        let mut buf = [b' '; 24];
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let start = i.min(buf.len() - width.min(buf.len()));
+        self.bytes(&buf[start..]);
+    }
+
+    /// ` 0x` and `v` in 16 hex digits.
+    fn hex(&mut self, v: u64) {
+        let mut buf = *b" 0x0000000000000000";
+        for (k, c) in buf[3..].iter_mut().enumerate() {
+            *c = b"0123456789abcdef"[(v >> (60 - 4 * k)) as usize & 15];
+        }
+        self.bytes(&buf);
+    }
+
     fn bytes(&mut self, b: &[u8]) {
         for chunk in b.chunks(self.buf.len()) {
             if self.len + chunk.len() > self.buf.len() {
@@ -731,9 +756,18 @@ pub fn dump_bytes(path: &[u8]) -> bool {
             let b = t.bucket(id);
             let (n, size) = ((*b).allocs, (*b).size as u64);
             let live = n - (*b).frees;
-            let _ = write!(out, "{live:6}: {:8} [{n:6}: {:8}] @", live * size, n * size);
+            // Formatted by hand: a profile may have a line per sample (random sizes make
+            // a bucket each), and core::fmt spends thousands of instructions on a line.
+            out.dec(live, 6);
+            out.bytes(b": ");
+            out.dec(live * size, 8);
+            out.bytes(b" [");
+            out.dec(n, 6);
+            out.bytes(b": ");
+            out.dec(n * size, 8);
+            out.bytes(b"] @");
             for &f in frames(b) {
-                let _ = write!(out, " {f:#018x}");
+                out.hex(f as u64);
             }
             out.bytes(b"\n");
         }

@@ -106,3 +106,86 @@ fn google_pprof_attributes_the_memory() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// The in-use bytes of a heap_v2 profile, scaled as pprof scales them, and its lines.
+fn scaled_inuse(text: &str) -> (f64, usize) {
+    let mut lines = text.lines();
+    let header = lines.next().expect("a header");
+    let rate: f64 = header
+        .rsplit_once("@ heap_v2/")
+        .expect("heap_v2 header")
+        .1
+        .trim()
+        .parse()
+        .unwrap();
+    let (mut bytes, mut n) = (0.0, 0);
+    for line in lines.take_while(|l| !l.starts_with("MAPPED_LIBRARIES:")) {
+        let Some((counts, stack)) = line.split_once(" @ ") else {
+            continue;
+        };
+        assert!(stack.starts_with("0x"), "{line}");
+        let nums: Vec<f64> = counts
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let (objs, size) = (nums[0], nums[1]);
+        if objs > 0.0 {
+            bytes += size / (1.0 - (-(size / objs) / rate).exp());
+        }
+        n += 1;
+    }
+    (bytes, n)
+}
+
+/// `goalloc::profile::dump` from Rust: this test binary links goalloc with its C API, so
+/// goalloc is its malloc; the test runs itself again with GOALLOC_PROFILE set, and the
+/// child keeps 32 MiB in 1 KiB boxes and writes a profile with the Rust API.
+#[test]
+fn rust_api_dump() {
+    if let Some(path) = env::var_os("GOALLOC_PROFILE_TEST_DUMP") {
+        let v: Vec<Box<[u8; 1024]>> = (0..32 * 1024).map(|i| Box::new([i as u8; 1024])).collect();
+        assert!(goalloc::profile::dump(path.to_str().unwrap()));
+        assert!(!goalloc::profile::dump("/nonexistent/dir/x.heap"));
+        drop(v);
+        return;
+    }
+    // Off: nothing is written.
+    assert!(!goalloc::profile::dump("/tmp/never-written.heap"));
+    let dir = env::temp_dir().join(format!("goalloc-profile-rust-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let now = dir.join("now.heap");
+    let out = Command::new(env::current_exe().unwrap())
+        .args(["--exact", "rust_api_dump", "--test-threads=1"])
+        .env("GOALLOC_PROFILE", dir.join("exit.%p.heap"))
+        .env("GOALLOC_PROFILE_RATE", "65536")
+        .env("GOALLOC_PROFILE_TEST_DUMP", &now)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(&now).expect("the child wrote its profile");
+    let (bytes, lines) = scaled_inuse(&text);
+    let mib = bytes / (1024.0 * 1024.0);
+    assert!(
+        (32.0 * 0.7..=32.0 * 1.5).contains(&mib),
+        "{mib:.1} MiB in use in {lines} lines:\n{}",
+        &text[..text.len().min(2000)]
+    );
+    // And the exit dump, named with the child's pid.
+    let exits = fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("exit.") && name.ends_with(".heap") && name != "exit.%p.heap"
+        })
+        .count();
+    assert_eq!(exits, 1);
+    let _ = fs::remove_dir_all(&dir);
+}
