@@ -21,10 +21,11 @@ import statistics
 import sys
 from xml.sax.saxutils import escape
 
-ALLOCATOR_ORDER = ["goalloc", "before", "glibc", "tcmalloc", "jemalloc", "mimalloc"]
+ALLOCATOR_ORDER = ["goalloc", "before", "goalloc-prof", "glibc", "tcmalloc", "jemalloc", "mimalloc"]
 COLORS = {
     "goalloc": "#00add8",  # Go's blue
     "before": "#9ad9ea",  # an earlier goalloc build (bench.sh --baseline)
+    "goalloc-prof": "#005f77",  # goalloc with GOALLOC_PROFILE on
     "glibc": "#7f7f7f",
     "tcmalloc": "#e6a100",
     "jemalloc": "#c0392b",

@@ -149,6 +149,11 @@ void goalloc_read_mem_stats(struct goalloc_mem_stats *out);
 // `errno` `EINVAL` for other `opts`, -1 when the write failed.
 int32_t goalloc_stats_print(FILE *out, const char *opts);
 
+// Writes the heap profile (see `GOALLOC_PROFILE`) to `path`, replacing the file; `%p`
+// in the path becomes the process id. A null `path` means `GOALLOC_PROFILE`'s. Returns
+// 0, or -1 when profiling is off or the file could not be written.
+int32_t goalloc_profile_dump(const char *path);
+
 // goalloc's version, `"MAJOR.MINOR.PATCH"` as in its `Cargo.toml`; the header's
 // `GOALLOC_VERSION_*` macros give the version it was compiled against.
 const char *goalloc_version(void);

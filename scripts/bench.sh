@@ -55,7 +55,10 @@
 #                     minutes for the five allocators on 2 cores (with --quick: fewer
 #                     sizes and pairs, about 40 s)
 #   --only LIST       workloads to run, comma separated (default: all)
-#   --allocators LIST allocators, comma separated (default: all five)
+#   --allocators LIST allocators, comma separated (default: all five); also goalloc-prof:
+#                     goalloc with its heap profile on (GOALLOC_PROFILE, default rate;
+#                     each run writes its profile into the temporary directory), for the
+#                     cost of profiling (not with --callgrind)
 #   --lib PATH        the goalloc library to use (default: build target/release)
 #   --baseline PATH   another build of libgoalloc.so, run as a sixth allocator named
 #                     "before": a before/after comparison in the same run, interleaved
@@ -74,6 +77,8 @@ prog=${0##*/}
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 
 ALL_ALLOCATORS=(goalloc glibc tcmalloc jemalloc mimalloc)
+# Run only when named in --allocators.
+EXTRA_ALLOCATORS=(goalloc-prof)
 ALL_WORKLOADS=(pairs table prodcons falseshare random large peak threads python sqlite gcc redis)
 C_WORKLOADS=(pairs table prodcons falseshare random large peak threads)
 
@@ -146,7 +151,8 @@ allocators=("${ALL_ALLOCATORS[@]}")
 if [[ -n $allocs_opt ]]; then
     IFS=, read -r -a allocators <<<"$allocs_opt"
     for a in "${allocators[@]}"; do
-        in_list "$a" "${ALL_ALLOCATORS[@]}" || die "unknown allocator: $a (known: ${ALL_ALLOCATORS[*]})"
+        in_list "$a" "${ALL_ALLOCATORS[@]}" "${EXTRA_ALLOCATORS[@]}" ||
+            die "unknown allocator: $a (known: ${ALL_ALLOCATORS[*]} ${EXTRA_ALLOCATORS[*]})"
     done
 fi
 workloads=("${ALL_WORKLOADS[@]}")
@@ -159,6 +165,7 @@ fi
 [[ ${#allocators[@]} -gt 0 && ${#workloads[@]} -gt 0 ]] || die "nothing to run"
 if [[ $callgrind -eq 1 ]]; then
     workloads=(pairs)
+    in_list goalloc-prof "${allocators[@]}" && die "goalloc-prof is for the timed runs, not --callgrind"
 fi
 
 # ---- what is needed, and where it is ------------------------------------------------
@@ -264,7 +271,7 @@ mkdir -p "$tmp/bin" "$tmp/runs" "$tmp/ref"
 t_start=$(date +%s)
 lib_given=0
 [[ -n $lib ]] && lib_given=1
-if [[ -z $lib ]] && in_list goalloc "${allocators[@]}"; then
+if [[ -z $lib ]] && { in_list goalloc "${allocators[@]}" || in_list goalloc-prof "${allocators[@]}"; }; then
     log "cargo build --release"
     (cd -- "$root" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
     target=${CARGO_TARGET_DIR:-$root/target}
@@ -276,10 +283,11 @@ if [[ -n $baseline ]]; then
     allocators+=(before)
     PRELOAD[before]=$(cd -- "$(dirname -- "$baseline")" && pwd -P)/$(basename -- "$baseline")
 fi
-if in_list goalloc "${allocators[@]}"; then
+if in_list goalloc "${allocators[@]}" || in_list goalloc-prof "${allocators[@]}"; then
     [[ -f $lib ]] || die "goalloc library not found: $lib"
     lib=$(cd -- "$(dirname -- "$lib")" && pwd -P)/$(basename -- "$lib")
     PRELOAD[goalloc]=$lib
+    PRELOAD[goalloc-prof]=$lib
 fi
 
 src=$root/benches/workloads
@@ -435,10 +443,11 @@ failures=()
 
 # run_redis BASE PRELOAD: writes BASE.stat (client wall, server CPU and RSS) and BASE.out
 run_redis() {
-    local base=$1 pre=$2 port i up=0
+    local base=$1 pre=$2 a=$3 port i up=0
     port=$(free_port)
     local env_args=()
     [[ -n $pre ]] && env_args=(-e "LD_PRELOAD=$pre")
+    [[ $a == goalloc-prof ]] && env_args+=(-e "GOALLOC_PROFILE=$base.%p.heap")
     "$runstat" -o "$base.server.stat" -T "$run_timeout" "${env_args[@]}" -- \
         redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
         --daemonize no --dir "$tmp" --logfile "$base.server.log" >"$base.server.out" 2>&1 &
@@ -491,6 +500,7 @@ run_one() {
     local env_args=() cmd=() stdin=/dev/null
     [[ $w == redis && $a == glibc ]] && pre=$redis_glibc
     [[ -n $pre ]] && env_args+=(-e "LD_PRELOAD=$pre")
+    [[ $a == goalloc-prof ]] && env_args+=(-e "GOALLOC_PROFILE=$base.%p.heap")
     case $w in
     pairs) cmd=("$tmp/bin/pairs" -t 1 -s "$scale") ;;
     peak) cmd=("$tmp/bin/peak" -t "$threads" -s "$scale" -d "$peak_seconds" -o "$base.rss") ;;
@@ -506,7 +516,7 @@ run_one() {
     redis) ;;
     esac
     if [[ $w == redis ]]; then
-        run_redis "$base" "$pre"
+        run_redis "$base" "$pre" "$a"
     else
         "$runstat" -o "$base.stat" -T "$run_timeout" "${env_args[@]}" -- "${cmd[@]}" \
             <"$stdin" >"$base.out" 2>"$base.err" || true

@@ -256,6 +256,23 @@ pub unsafe extern "C" fn goalloc_stats_print(out: *mut libc::FILE, opts: *const 
     }
 }
 
+/// Writes the heap profile (see `GOALLOC_PROFILE`) to `path`, replacing the file; `%p`
+/// in the path becomes the process id. A null `path` means `GOALLOC_PROFILE`'s. Returns
+/// 0, or -1 when profiling is off or the file could not be written.
+#[no_mangle]
+pub unsafe extern "C" fn goalloc_profile_dump(path: *const core::ffi::c_char) -> i32 {
+    let ok = if path.is_null() {
+        crate::profile::dump_default()
+    } else {
+        crate::profile::dump_bytes(core::ffi::CStr::from_ptr(path).to_bytes())
+    };
+    if ok {
+        0
+    } else {
+        -1
+    }
+}
+
 /// goalloc's version, `"MAJOR.MINOR.PATCH"` as in its `Cargo.toml`; the header's
 /// `GOALLOC_VERSION_*` macros give the version it was compiled against.
 #[no_mangle]

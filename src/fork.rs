@@ -23,7 +23,7 @@
 //!
 //! ```text
 //! _IO_list_lock (stdio's stream list) → a stream's lock → mcentral[c].lock → mheap.lock
-//!     → CACHES
+//!     → CACHES → profile's LOCK
 //! ```
 //!
 //! The prepare handler takes the stream list before any allocator lock, with no
@@ -56,6 +56,7 @@
 use crate::mcache;
 use crate::mcentral::CENTRAL;
 use crate::mheap::HEAP;
+use crate::profile;
 use crate::scavenger;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -130,6 +131,7 @@ extern "C" fn prepare() {
         }
         HEAP.lock.lock();
         mcache::CACHES.lock();
+        profile::before_fork();
         OWNER.store(self_id(), Ordering::Relaxed);
         DEPTH.store(1, Ordering::Relaxed);
     });
@@ -146,6 +148,7 @@ extern "C" fn parent() {
     without_signals(|| {
         DEPTH.store(0, Ordering::Relaxed);
         OWNER.store(0, Ordering::Relaxed);
+        profile::after_fork_parent();
         mcache::CACHES.unlock();
         HEAP.lock.unlock();
         for c in CENTRAL.iter().skip(1).rev() {
@@ -173,6 +176,7 @@ extern "C" fn child() {
         DEPTH.store(0, Ordering::Relaxed);
         OWNER.store(0, Ordering::Relaxed);
         // The child's only thread took these locks in prepare.
+        profile::after_fork_child();
         mcache::CACHES.reset_after_fork();
         HEAP.lock.reset_after_fork();
         for c in CENTRAL.iter().skip(1) {

@@ -29,7 +29,7 @@ use crate::sizeclass::{CLASS_BATCH, CLASS_SIZE, NUM_CLASSES};
 use crate::span::{FreeObject, MSpan, SpanState};
 use crate::sync::{Guarded, Mutex};
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// A thread's first limit on `Σ max_len × size`.
 pub const BASE_CACHE_BYTES: usize = 1 << 20;
@@ -54,6 +54,10 @@ const _: () = assert!(
     LARGE_CACHE_MAX_PAGES <= u8::MAX as usize,
     "lengths kept as u8"
 );
+
+/// `next_sample` and `large_sample` of a thread that takes no samples: no thread
+/// allocates 2^63 objects or bytes, so no countdown from here reaches 0.
+const NEVER: i64 = i64::MAX;
 
 /// What all threads' limits stand above their base, now.
 static CLAIMED: AtomicUsize = AtomicUsize::new(0);
@@ -91,9 +95,12 @@ impl FreeList {
 /// that found the list at `cache + class × 16` finds these at a constant distance from it.
 #[repr(C)]
 struct ClassCounts {
-    /// Objects of the class this thread's cache handed to the program. Written only by the
-    /// owner (one `inc` on memory in `pop`), read by `totals` from any thread.
-    nmalloc: AtomicU64,
+    /// Objects this class may still hand out before the next heap-profile sample: `pop`
+    /// takes one off (one `dec` on memory) and leaves the object to the slow path when the
+    /// count reaches 0. It also counts the class's allocations: see `MCache::nmalloc`.
+    /// `i64::MAX` when profiling is off, which no thread counts down to 0. Written only by
+    /// the owner, read by `totals` from any thread.
+    next_sample: AtomicI64,
     /// The list's head at the last sweep: a list whose head is the same and that made no
     /// trip was not used since (or only to take and give back its first object).
     seen: *mut FreeObject,
@@ -107,6 +114,19 @@ const _: () = assert!(core::mem::size_of::<ClassCounts>() == core::mem::size_of:
 pub struct MCache {
     pub lists: [FreeList; NUM_CLASSES],
     counts: [ClassCounts; NUM_CLASSES],
+    /// Per class, `next_sample`'s value when it was last set (its start), and the objects
+    /// handed out in the countdowns before: see `nmalloc`. Atomic only for `totals`.
+    sample_start: [AtomicI64; NUM_CLASSES],
+    sample_base: [AtomicU64; NUM_CLASSES],
+    /// Bytes of large objects this thread may allocate before the next sample.
+    large_sample: i64,
+    /// The state of this thread's random numbers (the sampling intervals).
+    rng: u64,
+    /// The thread is taking a sample: the allocations the unwinder makes are not sampled.
+    sampling: bool,
+    /// Classes whose first sampling interval was drawn, a bit per class: a thread draws
+    /// a class's at its first allocation of the class, not all 66 when it starts.
+    drawn: u128,
     /// Overflows in a row past one batch, per class (tcmalloc's `length_overages`).
     overages: [u8; NUM_CLASSES],
     /// `Σ max_len × size`.
@@ -285,50 +305,93 @@ fn new_cache() -> *mut MCache {
     if p.is_null() {
         return ptr::null_mut();
     }
+    if crate::profile::enabled() {
+        // SAFETY: p is this thread's new cache, not yet reachable by the fast paths.
+        unsafe { (*p).start_sampling() };
+    }
     set_slot(p);
     p
 }
 
-/// Pops an object of class `class`, or null when out of memory.
+/// Pops an object of class `class` for a request of `size` bytes (which a heap-profile
+/// sample records), or null when out of memory.
 #[inline(always)]
-pub fn alloc(class: usize) -> *mut u8 {
+pub fn alloc(class: usize, size: usize) -> *mut u8 {
     let o = pop(class);
     if !o.is_null() {
         return o;
     }
-    alloc_slow(class)
+    alloc_slow(class, size)
 }
 
-/// Pops an object of class `class` from this thread's list, or null when it is empty (the
-/// fast path alone; `alloc` refills).
+/// Pops an object of class `class` from this thread's list, or null when it is empty or
+/// the class's next object is to be sampled (the fast path alone; `alloc` goes on).
 #[inline(always)]
 pub fn pop(class: usize) -> *mut u8 {
     let c = cache();
-    // SAFETY: c is this thread's cache (or EMPTY, read only); only this thread touches
-    // it, and class < NUM_CLASSES.
+    // SAFETY: c is this thread's cache (or EMPTY, read only, whose lists are empty so
+    // that nothing below writes it); only this thread writes it, and class < NUM_CLASSES.
     unsafe {
         let l = (*c).lists.get_unchecked_mut(class);
         let o = l.head;
-        if !o.is_null() {
-            l.head = (*o).next;
-            l.set_len(l.len() - 1);
-            // The class's counts sit at a constant distance from its list (`lists` at
-            // offset 0, both 16 bytes a class): addressed from the list, the increment
-            // is one instruction.
-            let n = &(*(ptr::from_mut(l)
-                .cast::<u8>()
-                .add(core::mem::offset_of!(MCache, counts))
-                .cast::<ClassCounts>()))
-            .nmalloc;
-            n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if o.is_null() {
+            return ptr::null_mut();
         }
+        // The class's counts sit at a constant distance from its list (`lists` at offset
+        // 0, both 16 bytes a class): addressed from the list, the countdown is one `dec`
+        // on memory and a branch on its flags.
+        if count_down(l) {
+            return ptr::null_mut();
+        }
+        l.head = (*o).next;
+        l.set_len(l.len() - 1);
         o as *mut u8
+    }
+}
+
+/// Takes one off the `next_sample` countdown of list `l` of this thread's own cache;
+/// true when it is now 0 or less.
+///
+/// # Safety
+/// `l` is a list of the calling thread's own cache (not `EMPTY`).
+#[inline(always)]
+unsafe fn count_down(l: *mut FreeList) -> bool {
+    /// The countdown's distance from its list.
+    const OFFSET: usize =
+        core::mem::offset_of!(MCache, counts) + core::mem::offset_of!(ClassCounts, next_sample);
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        // One `dec` on memory, addressed from the list, and a `jle`: through the atomic's
+        // load and store the compiler loads, decrements, stores and tests (three
+        // instructions more).
+        // SAFETY: the countdown is an aligned i64 that only this thread writes; an
+        // aligned 8-byte read-modify-write by its only writer is what the relaxed load and
+        // store would do, and readers on other threads see the old or the new value whole.
+        unsafe {
+            core::arch::asm!(
+                "dec qword ptr [{l} + {off}]",
+                "jle {out}",
+                l = in(reg) l,
+                off = const OFFSET,
+                out = label { return true; },
+                options(nostack),
+            );
+        }
+        false
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    {
+        // SAFETY: l's countdown lies at OFFSET in the same cache.
+        let n = unsafe { &*(l.cast::<u8>().add(OFFSET).cast::<AtomicI64>()) };
+        let left = n.load(Ordering::Relaxed) - 1;
+        n.store(left, Ordering::Relaxed);
+        left <= 0
     }
 }
 
 #[cold]
 #[inline(never)]
-fn alloc_slow(class: usize) -> *mut u8 {
+fn alloc_slow(class: usize, size: usize) -> *mut u8 {
     let c = own_cache();
     if c.is_null() {
         // An exited thread: one object straight from mcentral.
@@ -339,7 +402,24 @@ fn alloc_slow(class: usize) -> *mut u8 {
         return o;
     }
     // SAFETY: the calling thread's own cache.
-    unsafe { (*c).refill(class) }
+    unsafe {
+        if (*c).counts[class].next_sample.load(Ordering::Relaxed) <= 1 {
+            let p = (*c).sample_small(class, size);
+            if !p.is_null() {
+                return p;
+            }
+        }
+        let l = &mut (*c).lists[class];
+        let o = l.head;
+        if !o.is_null() {
+            // Left by a sample that could not be taken.
+            l.head = (*o).next;
+            l.set_len(l.len() - 1);
+            (*c).count_malloc(class);
+            return o as *mut u8;
+        }
+        (*c).refill(class)
+    }
 }
 
 /// Pushes a freed object of class `class`, freed by the entry point `call` (which a report
@@ -411,6 +491,28 @@ pub fn note_large_trip() {
     }
     // SAFETY: this thread's own cache; no lock is held by the caller.
     unsafe { (*c).count_trip() }
+}
+
+/// Counts `size` bytes of a large allocation against this thread's sampling interval;
+/// when the interval runs out, records the Large span `s` as a heap-profile sample.
+/// Profiling is on.
+///
+/// # Safety
+/// `s` is the Large span just allocated for those bytes, not yet handed out.
+#[cold]
+pub unsafe fn sample_large(s: *mut MSpan, size: usize) {
+    let c = own_cache();
+    if c.is_null() || (*c).sampling {
+        return;
+    }
+    (*c).large_sample = (*c).large_sample.saturating_sub(size as i64);
+    if (*c).large_sample > 0 {
+        return;
+    }
+    (*c).large_sample = crate::profile::bytes_until_sample(&mut (*c).rng);
+    (*c).sampling = true;
+    crate::profile::record(s, size);
+    (*c).sampling = false;
 }
 
 /// A Large span of exactly `npages` pages that this thread freed, now in state Large
@@ -495,10 +597,16 @@ impl MCache {
             }; NUM_CLASSES],
             counts: [const {
                 ClassCounts {
-                    nmalloc: AtomicU64::new(0),
+                    next_sample: AtomicI64::new(NEVER),
                     seen: ptr::null_mut(),
                 }
             }; NUM_CLASSES],
+            sample_start: [const { AtomicI64::new(NEVER) }; NUM_CLASSES],
+            sample_base: [const { AtomicU64::new(0) }; NUM_CLASSES],
+            large_sample: NEVER,
+            rng: 0,
+            sampling: false,
+            drawn: 0,
             overages: [0; NUM_CLASSES],
             budget_used: 0,
             limit: BASE_CACHE_BYTES,
@@ -523,11 +631,82 @@ impl MCache {
         self.large_len.load(Ordering::Relaxed)
     }
 
+    /// Objects of class `class` this cache handed to the program (not counting those
+    /// handed out as samples, which have spans of their own and count as large objects).
+    /// Each countdown of `next_sample` (since `sample_start`) counts the objects handed
+    /// out in it; `sample_base` those of the countdowns before.
+    fn nmalloc(&self, class: usize) -> u64 {
+        let start = self.sample_start[class].load(Ordering::Relaxed);
+        let left = self.counts[class]
+            .next_sample
+            .load(Ordering::Relaxed)
+            .max(1);
+        let base = self.sample_base[class].load(Ordering::Relaxed);
+        base.wrapping_add(start.wrapping_sub(left) as u64)
+    }
+
+    /// Counts an object of class `class` handed out by a slow path (`pop` counts its own).
+    /// `next_sample` is at least 2 here, so the count stays above 0.
+    #[inline]
+    fn count_malloc(&self, class: usize) {
+        let n = &self.counts[class].next_sample;
+        n.store(n.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+    }
+
+    /// Starts sampling in this cache (profiling is on): every class's countdown at 1,
+    /// so that its first allocation draws its first interval (`sample_small`).
+    #[cold]
+    fn start_sampling(&mut self) {
+        self.rng = crate::profile::seed(self as *mut MCache as usize);
+        for class in 1..NUM_CLASSES {
+            self.sample_start[class].store(1, Ordering::Relaxed);
+            self.counts[class].next_sample.store(1, Ordering::Relaxed);
+        }
+        self.drawn = 0;
+        self.large_sample = crate::profile::bytes_until_sample(&mut self.rng);
+    }
+
+    /// The allocation of class `class` whose turn it is to be sampled (`next_sample` is 1
+    /// or less): an object of `size` bytes on a span of its own, whose free the page map
+    /// sends to the slow path (see `profile`). Null at the thread's first allocation of
+    /// the class (which draws the first interval), when the unwinder itself allocates,
+    /// or when no span was to be had: the caller then hands out an object of the class
+    /// the usual way, as the first of the next countdown.
+    #[cold]
+    #[inline(never)]
+    unsafe fn sample_small(&mut self, class: usize, size: usize) -> *mut u8 {
+        let mut p = ptr::null_mut();
+        if self.drawn & (1 << class) == 0 {
+            // The class's first allocation on this thread: its interval starts here.
+            self.drawn |= 1 << class;
+        } else if !self.sampling {
+            self.sampling = true;
+            p = crate::profile::alloc_sampled(size, CLASS_SIZE[class] as usize);
+            self.sampling = false;
+        }
+        let start = self.sample_start[class].load(Ordering::Relaxed);
+        let base = &self.sample_base[class];
+        base.store(
+            base.load(Ordering::Relaxed)
+                .wrapping_add(start.wrapping_sub(1) as u64),
+            Ordering::Relaxed,
+        );
+        let mut next = crate::profile::objects_until_sample(&mut self.rng, CLASS_SIZE[class]);
+        if p.is_null() {
+            next += 1;
+        }
+        self.sample_start[class].store(next, Ordering::Relaxed);
+        self.counts[class]
+            .next_sample
+            .store(next, Ordering::Relaxed);
+        p
+    }
+
     /// Adds this cache's counts to the exited threads'. `CACHES` must be held, and the
     /// cache must then leave `ALL` before the lock is released.
     fn fold_counts_locked(&self) {
-        for (exited, counts) in EXITED_NMALLOC.iter().zip(&self.counts) {
-            exited.fetch_add(counts.nmalloc.load(Ordering::Relaxed), Ordering::Relaxed);
+        for (class, exited) in EXITED_NMALLOC.iter().enumerate() {
+            exited.fetch_add(self.nmalloc(class), Ordering::Relaxed);
         }
         EXITED_LARGE_HITS.fetch_add(self.large_hits.load(Ordering::Relaxed), Ordering::Relaxed);
         EXITED_LARGE_HIT_PAGES.fetch_add(
@@ -588,8 +767,7 @@ impl MCache {
         // The list is empty: the chain minus its first object becomes the list.
         l.head = (*head).next;
         l.set_len(n - 1);
-        let nmalloc = &self.counts[class].nmalloc;
-        nmalloc.store(nmalloc.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.count_malloc(class);
         self.grow_max_len(class);
         self.note_trip(class);
         head as *mut u8
@@ -916,7 +1094,7 @@ pub fn totals() -> CacheTotals {
         let mut c = *ALL.get();
         while !c.is_null() {
             for class in 1..NUM_CLASSES {
-                t.nmalloc[class] += (*c).counts[class].nmalloc.load(Ordering::Relaxed);
+                t.nmalloc[class] += (*c).nmalloc(class);
                 t.cached[class] += (*c).lists[class].len() as u64;
             }
             t.large_hits += (*c).large_hits.load(Ordering::Relaxed);

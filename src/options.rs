@@ -103,7 +103,10 @@ pub const CHECK: usize = 4;
 pub const STATS: usize = 5;
 pub const STATS_FILE: usize = 6;
 pub const VERBOSE: usize = 7;
-const NUM_OPTIONS: usize = 8;
+pub const PROFILE: usize = 8;
+pub const PROFILE_RATE: usize = 9;
+pub const PROFILE_SIGNAL: usize = 10;
+const NUM_OPTIONS: usize = 11;
 
 fn parse_text(_: &[u8]) -> Option<u64> {
     Some(1)
@@ -174,6 +177,30 @@ pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
         help: "1: print goalloc's version, the file it was loaded from and the effective options at start",
         values: BOOL_VALUES,
         parse: parse_bool,
+    },
+    OptionDef {
+        name: "GOALLOC_PROFILE",
+        default: 0,
+        default_text: "off",
+        help: "heap profiling: the file the profile goes to at exit (gperftools' heap format, for pprof); %p in it is the process id",
+        values: "a file name",
+        parse: parse_text,
+    },
+    OptionDef {
+        name: "GOALLOC_PROFILE_RATE",
+        default: 524288,
+        default_text: "524288",
+        help: "with GOALLOC_PROFILE: the mean number of bytes allocated between two samples (Go's MemProfileRate); 0: no samples",
+        values: "a whole number of bytes",
+        parse: parse_u64,
+    },
+    OptionDef {
+        name: "GOALLOC_PROFILE_SIGNAL",
+        default: 0,
+        default_text: "0",
+        help: "with GOALLOC_PROFILE: a signal number (e.g. 12 for SIGUSR2) on which the profile is written; 0: none",
+        values: "a signal number",
+        parse: parse_u64,
     },
 ];
 

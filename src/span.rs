@@ -78,6 +78,9 @@ pub struct MSpan {
     pub needzero: bool,
     /// Free: the pages were returned to the OS.
     pub released: bool,
+    /// Large: 1 + the heap-profile bucket of the sampled object it holds, 0 when the
+    /// object was not sampled (see `profile`). In the record's padding.
+    pub sample: u32,
     /// Free: when the span was freed (`os::nanotime`).
     pub free_time: u64,
 }
@@ -306,6 +309,7 @@ mod tests {
             state: SpanState::Free,
             needzero: false,
             released: false,
+            sample: 0,
             free_time: 0,
         }
     }

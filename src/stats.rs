@@ -2,9 +2,11 @@
 //!
 //! The figures are exact whenever no other thread is inside the allocator (see `read`):
 //! objects in thread caches count as free, and every call on every thread, exited ones
-//! included, is counted. The fast path pays one increment per small `malloc` (a memory
-//! `inc` in the thread's own cache); `free` pays nothing, since frees follow from
-//! mallocs and what is live.
+//! included, is counted. The fast path pays one decrement per small `malloc` (a memory
+//! `dec` in the thread's own cache, of the countdown that also paces the heap profile's
+//! samples); `free` pays nothing, since frees follow from mallocs and what is live. With
+//! `GOALLOC_PROFILE` on, a sampled small object has a span of its own and counts as a
+//! large object.
 
 use crate::mcentral::CENTRAL;
 use crate::mheap::HEAP;
@@ -93,7 +95,7 @@ pub struct goalloc_mem_stats {
 ///
 /// mcentral counts objects as they move to and from the thread caches, mheap counts
 /// spans; neither sees what the caches hold or hand out. So the calls come from the
-/// caches' own counts (`mcache::totals`: one increment per small `malloc`, and one per
+/// caches' own counts (`mcache::totals`: one count per small `malloc`, and one per
 /// large allocation served from a kept span), and what the caches hold is subtracted
 /// from what mcentral and mheap count as handed out: a free object sitting in a thread's
 /// list, or a freed large span a thread keeps, is free here. Frees follow as mallocs

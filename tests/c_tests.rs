@@ -120,6 +120,9 @@ const STATS: Program = c("stats", &["stats.c"]);
 const STATS_EXACT: Program = c("stats_exact", &["stats_exact.c"]);
 /// glibc's `__libc_malloc` & co., called directly and mixed with `free` & co.
 const LIBC_NAMES: Program = c("libc_names", &["libc_names.c"]);
+/// Heap profiling: its figures, threads, fork, a signal, free first (tests/profile.rs
+/// reads a profile with google-pprof).
+const PROFILE: Program = c("profile", &["profile.c"]);
 const HEADER_API: Program = c("header_api", &["header_api.c"]);
 /// A C++ program under valgrind's memcheck, which exits with 99 when it reports an error.
 const VALGRIND_CXX: Program = Program {
@@ -178,6 +181,8 @@ c_test!(stats_exact_preload, STATS_EXACT, Mode::Preload);
 c_test!(stats_exact_linked, STATS_EXACT, Mode::Linked);
 c_test!(libc_names_preload, LIBC_NAMES, Mode::Preload);
 c_test!(libc_names_linked, LIBC_NAMES, Mode::Linked);
+c_test!(profile_preload, PROFILE, Mode::Preload);
+c_test!(profile_linked, PROFILE, Mode::Linked);
 c_test!(header_api_linked, HEADER_API, Mode::Linked);
 c_test!(header_api_cpp_linked, HEADER_API_CPP, Mode::Linked);
 
