@@ -11,6 +11,9 @@
 //!   compared line by line;
 //! - `c_example_static`: `hello.c` linked with `libgoalloc.a` and what
 //!   `pkg-config --static --libs goalloc` adds, run without the shared library;
+//! - `release_build_has_both_libraries`: `cargo build --release` leaves `libgoalloc.a` and
+//!   `libgoalloc.so` in `target/release`, and `hello.c` links with either as the README
+//!   shows;
 //! - `rust_example`: `examples/rust`, a separate crate with goalloc as its global
 //!   allocator, built with cargo and run;
 //! - `examples_are_not_targets_of_goalloc`: `cargo metadata` of goalloc lists none of them.
@@ -20,7 +23,8 @@
 //! cargo target directories: install.sh's (`install/`) and the Rust example's
 //! (`rust-example/`). They are kept apart because a crate that depends on goalloc makes
 //! cargo put its own `libgoalloc.so` (without soname) in `release/` of its target
-//! directory. Nothing here touches `target/release`. The first run takes about a minute
+//! directory. Only `release_build_has_both_libraries` builds in `target/release`, with the
+//! `cargo build --release` that the README gives. The first run takes about a minute
 //! (two cargo builds of the dependencies, side by side); later runs a few seconds.
 //!
 //! Needs `pkg-config`, `readelf`, `ldd`, and `cc`/`c++` (or `$CC`/`$CXX`).
@@ -482,6 +486,85 @@ fn c_example_static() {
     );
     let out = run_example(&exe, None);
     assert_output("c/hello.c linked statically", &out, C_EXPECTED);
+}
+
+// ---- the development build ---------------------------------------------------------
+
+/// What the README says of `cargo build --release`: `target/release` gets both libraries,
+/// and a C program links with either, as the README shows (`-Iinclude` for the header).
+#[test]
+fn release_build_has_both_libraries() {
+    let release = target_dir().join("release");
+    // Nothing to do when test.sh or the user built it already; a second or so otherwise
+    // on top of the build the C tests need anyway.
+    run(
+        Command::new(cargo())
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "--lib",
+                "-p",
+                "goalloc-cdylib",
+            ])
+            .current_dir(manifest_dir()),
+        BUILD_LIMIT,
+    );
+    let archive = fs::read(release.join("libgoalloc.a"))
+        .expect("cargo build --release writes target/release/libgoalloc.a");
+    assert!(
+        archive.starts_with(b"!<arch>\n"),
+        "libgoalloc.a is an ar archive"
+    );
+    assert!(release.join("libgoalloc.so").is_file(), "and libgoalloc.so");
+
+    let include = manifest_dir().join("include");
+    let bin = work_dir().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    // cc -Iinclude app.c target/release/libgoalloc.a -lm -lrt -lpthread -o app
+    let static_exe = bin.join("hello_c_release_static");
+    let mut cc = Command::new(compiler(false));
+    cc.arg("-I")
+        .arg(&include)
+        .arg(manifest_dir().join("examples/c/hello.c"))
+        .arg(release.join("libgoalloc.a"))
+        .args(["-lm", "-lrt", "-lpthread", "-o"])
+        .arg(&static_exe);
+    run(&mut cc, BUILD_LIMIT);
+    assert!(
+        !needed(&static_exe)
+            .iter()
+            .any(|n| n.starts_with("libgoalloc")),
+        "linked with the archive, the program needs no libgoalloc"
+    );
+    assert_output(
+        "hello.c linked with target/release/libgoalloc.a",
+        &run_example(&static_exe, None),
+        C_EXPECTED,
+    );
+    // cc -Iinclude app.c -L target/release -lgoalloc -Wl,-rpath,$PWD/target/release -o app
+    let shared_exe = bin.join("hello_c_release_shared");
+    let mut cc = Command::new(compiler(false));
+    cc.arg("-I")
+        .arg(&include)
+        .arg(manifest_dir().join("examples/c/hello.c"))
+        .arg("-L")
+        .arg(&release)
+        .arg("-lgoalloc")
+        .arg(format!("-Wl,-rpath,{}", release.display()))
+        .arg("-o")
+        .arg(&shared_exe);
+    run(&mut cc, BUILD_LIMIT);
+    assert!(
+        needed(&shared_exe).iter().any(|n| n == "libgoalloc.so"),
+        "-lgoalloc takes the shared library beside the archive: {:?}",
+        needed(&shared_exe)
+    );
+    assert_output(
+        "hello.c linked with target/release/libgoalloc.so",
+        &run_example(&shared_exe, None),
+        C_EXPECTED,
+    );
 }
 
 // ---- the Rust example --------------------------------------------------------------
