@@ -1,12 +1,20 @@
-//! The README's first command, with a stand-in for what it would build:
+//! The README's two commands, with stand-ins for what they would build or install:
 //!
 //! - `goalloc_says_it_builds`: `scripts/goalloc` with a missing library says that it
 //!   builds it and how long that took, on stderr, runs the program, and prints nothing the
 //!   second time. `CARGO` is a script that links an empty shared library where cargo would
 //!   write `libgoalloc.so`, so nothing is compiled for real.
+//! - `test_sh_installs_nothing_when_complete`, `test_sh_installs_what_is_missing`,
+//!   `test_sh_says_what_to_install`: the first stage of `scripts/test.sh` (`--deps`) with
+//!   `PATH` set to a directory of stand-ins: one script per program the suite needs, an
+//!   `ldconfig` that lists the peers' libraries, and an `apt-get` that writes its
+//!   arguments to a log (and, for `install`, adds the stand-ins of what it was asked for).
+//!   With everything there, apt-get is never run, `update` included; with a program and a
+//!   library missing, as root, it runs `apt-get update` and installs those two packages;
+//!   with `--no-install` (as when not root) it prints the `sudo apt-get install` line.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -105,4 +113,184 @@ fn goalloc_says_it_builds() {
         1,
         "cargo ran once"
     );
+}
+
+// ---- scripts/test.sh --deps ---------------------------------------------------------
+
+/// The programs that test.sh checks for, as it names them (its PROGRAMS list).
+const PROGRAMS: &[&str] = &[
+    "cc",
+    "gcc",
+    "c++",
+    "pkg-config",
+    "readelf",
+    "ldd",
+    "python3",
+    "git",
+    "sqlite3",
+    "perl",
+    "xz",
+    "sort",
+    "sha256sum",
+    "timeout",
+    "diff",
+    "cmp",
+    "redis-server",
+    "redis-benchmark",
+    "redis-cli",
+    "man",
+    "gzip",
+    "dpkg-deb",
+];
+const LIBRARIES: &[&str] = &[
+    "libtcmalloc_minimal.so.4",
+    "libjemalloc.so.2",
+    "libmimalloc.so.2",
+];
+
+/// A directory to be test.sh's whole PATH: the few real programs test.sh itself runs,
+/// a stand-in for each program in `PROGRAMS` except `leave_out`, `cargo` (whose `fmt` and
+/// `clippy` answer), an `ldconfig` that lists `LIBRARIES` but `leave_out`, and an
+/// `apt-get` that logs its arguments and, for `install`, provides the stand-ins.
+struct Stubs {
+    bin: PathBuf,
+    apt_log: PathBuf,
+}
+
+fn stubs(name: &str, leave_out: &[&str]) -> Stubs {
+    let dir = scratch(name);
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for real in [
+        "bash", "dirname", "sort", "awk", "sed", "mkdir", "cat", "ln", "sh",
+    ] {
+        let path = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(real))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{real} not found in /usr/bin or /bin"));
+        symlink(path, bin.join(real)).unwrap();
+    }
+    let stub = dir.join("stub");
+    write_script(&stub, "exit 0\n");
+    // (sort is both: the real one serves for both uses)
+    for p in PROGRAMS.iter().filter(|p| !leave_out.contains(p)) {
+        if !bin.join(p).exists() {
+            symlink(&stub, bin.join(p)).unwrap();
+        }
+    }
+    symlink(&stub, bin.join("cargo")).unwrap();
+    // ldconfig -p prints its cache from a file that apt-get's stand-in appends to.
+    let libs = dir.join("libs");
+    fs::create_dir_all(&libs).unwrap();
+    let cache = dir.join("ld.so.cache.txt");
+    let mut lines = String::new();
+    for l in LIBRARIES.iter().filter(|l| !leave_out.contains(l)) {
+        fs::write(libs.join(l), "").unwrap();
+        lines += &format!("\t{l} (libc6,x86-64) => {}\n", libs.join(l).display());
+    }
+    fs::write(&cache, lines).unwrap();
+    write_script(
+        &bin.join("ldconfig"),
+        &format!("cat '{}'\n", cache.display()),
+    );
+    let apt_log = dir.join("apt-get.log");
+    write_script(
+        &bin.join("apt-get"),
+        &format!(
+            "echo \"$*\" >>'{log}'\n\
+             [ \"$1\" = install ] || exit 0\n\
+             for p in \"$@\"; do\n\
+               case $p in\n\
+                 redis-server) ln -s '{stub}' '{bin}/redis-server' ;;\n\
+                 libmimalloc2.0) echo \"\tlibmimalloc.so.2 (libc6,x86-64) => /x\" >>'{cache}' ;;\n\
+               esac\n\
+             done\n",
+            log = apt_log.display(),
+            stub = stub.display(),
+            bin = bin.display(),
+            cache = cache.display()
+        ),
+    );
+    Stubs { bin, apt_log }
+}
+
+fn test_sh_deps(stubs: &Stubs, args: &[&str]) -> Output {
+    Command::new(stubs.bin.join("bash"))
+        .arg(manifest_dir().join("scripts/test.sh"))
+        .arg("--deps")
+        .args(args)
+        .env_clear()
+        .env("PATH", &stubs.bin)
+        .env("HOME", stubs.bin.parent().unwrap())
+        .output()
+        .expect("running scripts/test.sh")
+}
+
+fn apt_calls(stubs: &Stubs) -> Vec<String> {
+    match fs::read_to_string(&stubs.apt_log) {
+        Ok(s) => s.lines().map(str::to_string).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn test_sh_installs_nothing_when_complete() {
+    let stubs = stubs("deps-complete", &[]);
+    let out = test_sh_deps(&stubs, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains("everything the suite needs is installed"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(apt_calls(&stubs), Vec::<String>::new(), "no apt-get at all");
+}
+
+#[test]
+fn test_sh_installs_what_is_missing() {
+    if unsafe { libc::geteuid() } != 0 {
+        // Not root: test.sh installs nothing and says what to run instead.
+        let stubs = stubs("deps-missing-user", &["redis-server", "libmimalloc.so.2"]);
+        let out = test_sh_deps(&stubs, &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        assert!(
+            text(&out.stderr).contains(
+                "sudo apt-get update && sudo apt-get install -y libmimalloc2.0 redis-server"
+            ),
+            "{}",
+            describe(&out)
+        );
+        assert_eq!(apt_calls(&stubs), Vec::<String>::new());
+        return;
+    }
+    let stubs = stubs("deps-missing", &["redis-server", "libmimalloc.so.2"]);
+    let out = test_sh_deps(&stubs, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains("installing the Debian packages: libmimalloc2.0 redis-server"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        apt_calls(&stubs),
+        [
+            "update -qq",
+            "install -y -qq --no-install-recommends libmimalloc2.0 redis-server"
+        ]
+    );
+}
+
+#[test]
+fn test_sh_says_what_to_install() {
+    let stubs = stubs("deps-no-install", &["c++", "man", "libjemalloc.so.2"]);
+    let out = test_sh_deps(&stubs, &["--no-install"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("install them with:\n  sudo apt-get update && sudo apt-get install -y g++ libjemalloc2 man-db\n"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(apt_calls(&stubs), Vec::<String>::new(), "no apt-get at all");
 }
