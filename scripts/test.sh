@@ -191,7 +191,7 @@ report() {
     fi
 }
 
-N_STAGES=8
+N_STAGES=9
 [[ $deps_only -eq 1 ]] && N_STAGES=1
 trap report EXIT
 
@@ -213,6 +213,18 @@ cargo test --release
 
 stage "cargo test (debug build: debug assertions on)"
 cargo test -p goalloc --lib --test api --test threads --test property --test global --test header --test docs --test large_cache --test lines --test central_bound --test thread_exit --test idle_lists
+
+stage "cargo package -p goalloc (the crate as crates.io would get it builds; no warning)"
+package_log=$(cargo package -p goalloc --allow-dirty 2>&1) || {
+    echo "$package_log"
+    exit 1
+}
+if grep -q '^warning' <<<"$package_log"; then
+    echo "$package_log"
+    echo "$prog: cargo package warns"
+    exit 1
+fi
+grep -E '^ *(Packaged|Verifying)' <<<"$package_log"
 
 stage "the Rust tests again in checked mode (GOALLOC_CHECK=1)"
 GOALLOC_CHECK=1 cargo test -p goalloc --release --test api --test threads --test property --test global --test lines --test thread_exit
