@@ -10,6 +10,12 @@
 //!   the 7 files and nothing else;
 //! - `man_page_renders_and_its_example_runs`: `man -l` formats the installed `goalloc.3`
 //!   without a warning, and the C program of its EXAMPLES builds and runs;
+//! - `deb_package_contents`: `scripts/deb.sh` builds `goalloc_<version>-1_<arch>.deb`;
+//!   `dpkg-deb -c` lists exactly the files of an install under `/usr` (libraries in the
+//!   multiarch directory, the manual page compressed) and the documents, owned by root,
+//!   with their modes and links; the control fields; unpacked with `dpkg-deb -x` into a
+//!   directory of the test (never installed), the library's soname, the `.pc` file and
+//!   the manual page;
 //! - `c_example_shared`, `cpp_example_shared`: `examples/c/hello.c` and
 //!   `examples/cpp/hello.cpp` built with `pkg-config --cflags --libs goalloc`, run with
 //!   `LD_LIBRARY_PATH=<prefix>/lib`; the binary needs `libgoalloc.so.0`, `ldd` finds it
@@ -33,8 +39,8 @@
 //! `cargo build --release` that the README gives. The first run takes about a minute
 //! (two cargo builds of the dependencies, side by side); later runs a few seconds.
 //!
-//! Needs `pkg-config`, `readelf`, `ldd`, `man` (man-db), and `cc`/`c++` (or
-//! `$CC`/`$CXX`).
+//! Needs `pkg-config`, `readelf`, `ldd`, `man` (man-db), `dpkg-deb`, `gzip`, and
+//! `cc`/`c++` (or `$CC`/`$CXX`).
 
 mod common;
 use common::command_line;
@@ -111,6 +117,7 @@ fn missing_tool_hint(program: &OsStr) -> &'static str {
         Some("readelf") => "readelf is not installed (Debian/Ubuntu: apt-get install binutils)",
         Some("ldd") => "ldd is not installed (Debian/Ubuntu: apt-get install libc-bin)",
         Some("man") => "man is not installed (Debian/Ubuntu: apt-get install man-db)",
+        Some("dpkg-deb") | Some("dpkg") => "dpkg-deb is not installed (Debian/Ubuntu: dpkg)",
         Some("cc") | Some("c++") => {
             "no C/C++ compiler (Debian/Ubuntu: apt-get install gcc g++, or set CC/CXX)"
         }
@@ -583,6 +590,133 @@ fn man_page_renders_and_its_example_runs() {
             && words[0].parse::<u64>().is_ok_and(|b| b >= 1000)
             && words[3].parse::<u64>().is_ok_and(|n| n >= 1),
         "the example prints the heap's bytes and objects: {out:?}"
+    );
+}
+
+// ---- the Debian package -------------------------------------------------------------
+
+#[test]
+fn deb_package_contents() {
+    // The build is the one of prefix(): deb.sh's install.sh only copies.
+    prefix();
+    let out_dir = work_dir().join("deb");
+    let _ = fs::remove_dir_all(&out_dir);
+    let out = stdout_of(
+        Command::new("bash")
+            .arg(manifest_dir().join("scripts/deb.sh"))
+            .arg("--out")
+            .arg(&out_dir)
+            .current_dir(manifest_dir())
+            .env("CARGO", cargo())
+            .env("CARGO_TARGET_DIR", work_dir())
+            .env_remove("DESTDIR")
+            .env_remove("DEB_MAINTAINER"),
+        BUILD_LIMIT,
+    );
+    let deb = PathBuf::from(out.lines().last().expect("deb.sh prints the path last"));
+    let arch = stdout_of(Command::new("dpkg").arg("--print-architecture"), TOOL_LIMIT);
+    let arch = arch.trim();
+    assert_eq!(
+        deb,
+        out_dir.join(format!("goalloc_{VERSION}-1_{arch}.deb")),
+        "{out}"
+    );
+    let multiarch = stdout_of(
+        Command::new(compiler(false)).arg("-print-multiarch"),
+        TOOL_LIMIT,
+    );
+    let lib = format!("./usr/lib/{}", multiarch.trim());
+    let real = format!("libgoalloc.so.{VERSION}");
+
+    // dpkg-deb -c: "perms owner/group size date time path [-> target]"; directories
+    // left out.
+    let listing = stdout_of(Command::new("dpkg-deb").arg("-c").arg(&deb), TOOL_LIMIT);
+    let mut entries = Vec::new();
+    for line in listing.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert!(f.len() >= 6, "dpkg-deb -c line: {line}");
+        assert_eq!(f[1], "root/root", "owned by root: {line}");
+        if f[0].starts_with('d') {
+            continue;
+        }
+        let entry = match f[0].chars().next() {
+            Some('l') => format!("{} -> {}", f[5], f.get(7).copied().unwrap_or("?")),
+            _ => format!("{} {}", f[5], &f[0][1..]),
+        };
+        entries.push(entry);
+    }
+    entries.sort();
+    let mut want = vec![
+        "./usr/include/goalloc.h rw-r--r--".to_string(),
+        format!("{lib}/libgoalloc.a rw-r--r--"),
+        format!("{lib}/{real} rwxr-xr-x"),
+        format!("{lib}/{SONAME} -> {real}"),
+        format!("{lib}/libgoalloc.so -> {SONAME}"),
+        format!("{lib}/pkgconfig/goalloc.pc rw-r--r--"),
+        "./usr/share/doc/goalloc/changelog.gz rw-r--r--".to_string(),
+        "./usr/share/doc/goalloc/copyright rw-r--r--".to_string(),
+        "./usr/share/man/man3/goalloc.3.gz rw-r--r--".to_string(),
+    ];
+    want.sort();
+    assert_eq!(entries, want, "dpkg-deb -c:\n{listing}");
+
+    // The control fields.
+    let field = |name: &str| {
+        stdout_of(
+            Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name),
+            TOOL_LIMIT,
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(field("Package"), "goalloc");
+    assert_eq!(field("Version"), format!("{VERSION}-1"));
+    assert_eq!(field("Architecture"), arch);
+    let depends = field("Depends");
+    assert!(
+        depends.starts_with("libc6 (>= 2.") && depends.ends_with(')'),
+        "Depends: {depends}"
+    );
+
+    // Unpacked into a directory of this test (dpkg-deb -x; nothing is installed): the
+    // library has its soname, the .pc file names /usr and the multiarch directory, and
+    // the manual page is man/goalloc.3.
+    let unpacked = out_dir.join("unpacked");
+    run(
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked),
+        TOOL_LIMIT,
+    );
+    let lib_dir = unpacked.join(&lib[2..]);
+    let dynamic = readelf(&["-d", "-W"], &lib_dir.join(&real));
+    assert!(
+        dynamic.contains(&format!("Library soname: [{SONAME}]")),
+        "{dynamic}"
+    );
+    let pc = fs::read_to_string(lib_dir.join("pkgconfig/goalloc.pc")).unwrap();
+    assert!(pc.starts_with("prefix=/usr\n"), "{pc}");
+    assert!(
+        pc.contains(&format!(
+            "\nlibdir=${{exec_prefix}}/lib/{}\n",
+            multiarch.trim()
+        )),
+        "{pc}"
+    );
+    let page = run(
+        Command::new("gzip")
+            .arg("-dc")
+            .arg(unpacked.join("usr/share/man/man3/goalloc.3.gz")),
+        TOOL_LIMIT,
+    )
+    .stdout;
+    assert_eq!(
+        page,
+        fs::read(manifest_dir().join("man/goalloc.3")).unwrap(),
+        "the packaged manual page"
+    );
+    let copyright = fs::read_to_string(unpacked.join("usr/share/doc/goalloc/copyright")).unwrap();
+    assert!(
+        copyright.contains("License: MIT or Apache-2.0"),
+        "{copyright}"
     );
 }
 
