@@ -38,7 +38,7 @@
 #                     takes about 3 minutes on 2 cores, so the default run about 15
 #   --quick           one short round of everything (scale 0.1, 1 s of RSS samples):
 #                     checks that everything runs and verifies, asserts nothing about
-#                     speed; well under a minute once goalloc is built
+#                     speed; a few minutes at most once goalloc is built
 #   --out DIR         report folder (default report/): results.csv, summary.txt,
 #                     summary.md, meta.txt, *.svg, rss/, failures/
 #   --install         first apt-get install what is missing of the Debian packages
