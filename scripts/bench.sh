@@ -38,7 +38,8 @@
 #                     takes about 3 minutes on 2 cores, so the default run about 15
 #   --quick           one short round of everything (scale 0.1, 1 s of RSS samples):
 #                     checks that everything runs and verifies, asserts nothing about
-#                     speed; a few minutes at most once goalloc is built
+#                     speed; once goalloc is built, under a minute on 2 idle cores,
+#                     a few minutes on busy ones
 #   --out DIR         report folder (default report/): results.csv, summary.txt,
 #                     summary.md, meta.txt, *.svg, rss/, failures/
 #   --install         first apt-get install what is missing of the Debian packages
@@ -53,7 +54,7 @@
 #                     cost, measured per pattern with pairs -N. Sizes: batch 16 B .. 256
 #                     KiB (8 sizes), fixed, cycle and ring 16, 64, 1024, 32768. Writes
 #                     callgrind.csv (a row per pattern, allocator and size),
-#                     callgrind.txt and callgrind.md (a table per pattern); about 2.5
+#                     callgrind.txt and callgrind.md (a table per pattern); about 3
 #                     minutes for the five allocators on 2 cores (with --quick: fewer
 #                     sizes and pairs, about 40 s)
 #   --only LIST       workloads to run, comma separated (default: all)
