@@ -3,11 +3,16 @@
 
     report.py summary   --csv results.csv --meta meta.txt --rss-dir rss/ --out DIR
     report.py callgrind --csv callgrind.csv --meta meta.txt --out DIR
+    report.py overview  --summary summary.md --out overview.svg
 
 summary: medians per workload and allocator of wall time, CPU time and peak RSS over
 the runs that passed, ratios to goalloc (below 1: less than goalloc) and their geometric
 means per allocator; writes summary.txt (also printed), summary.md, medians.csv and
-time_ratio.svg, peak_rss.svg, rss_after_peak.svg.
+time_ratio.svg, peak_rss.svg, rss_after_peak.svg, and overview.svg: the README's plot,
+the peers' ratios to goalloc in wall time and peak RSS, a row per workload.
+
+overview: overview.svg again from the tables of a summary.md (the committed results keep
+summary.md, not the CSV).
 
 callgrind: instructions per malloc+free per allocation pattern (batch, fixed, cycle, ring),
 size and allocator, one table per pattern; writes callgrind.txt (also printed) and
@@ -391,6 +396,110 @@ def line_chart(path, title, subtitle, series, allocators, marks):
         f.write(svg_doc(width, height, body))
 
 
+def overview_chart(path, labels, panels, allocators, title, subtitle):
+    """The README's plot: a row per workload (labels; the last one the geometric mean), a
+    dot per peer at its ratio to goalloc, a panel per metric side by side.
+    panels: [(heading, {label: {alloc: ratio}})]; a row missing from a panel stays empty."""
+    row_h, top, left, gap, panel_w = 17, 78, 92, 36, 330
+    width = left + len(panels) * (panel_w + gap)
+    bottom = top + len(labels) * row_h
+    height = bottom + 34
+    body = [text(8, 20, title, size=14, weight="bold"), text(8, 36, subtitle, fill="#555")]
+    body += legend(allocators, 8, 56)
+    for i, label in enumerate(labels):
+        body.append(text(left - 8, top + i * row_h + row_h / 2 + 4, label, anchor="end",
+                         weight="bold" if i == len(labels) - 1 else None))
+    for k, (heading, rows) in enumerate(panels):
+        x0 = left + k * (panel_w + gap)
+        ticks = nice_ticks_log2([v for g in rows.values() for v in g.values()])
+        lo, hi = ticks[0], ticks[-1]
+
+        def xpos(v, x0=x0, lo=lo, hi=hi):
+            v = min(max(v, lo), hi)
+            return x0 + (math.log2(v) - math.log2(lo)) / (math.log2(hi) - math.log2(lo)) * panel_w
+
+        body.append(text(x0 + panel_w / 2, top - 6, heading, anchor="middle", weight="bold"))
+        for t in ticks:
+            body.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#e4e4e4"/>'
+                        % (xpos(t), top, xpos(t), bottom))
+            body.append(text(xpos(t), bottom + 14, fmt_ratio(t), anchor="middle", fill="#555"))
+        y_geo = top + (len(labels) - 1) * row_h
+        body.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/>'
+                    % (x0, y_geo, x0 + panel_w, y_geo))
+        body.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2"/>'
+                    % (xpos(1), top, xpos(1), bottom, COLORS["goalloc"]))
+        for i, label in enumerate(labels):
+            y = top + i * row_h + row_h / 2
+            body.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#f0f0f0"/>'
+                        % (x0, y, x0 + panel_w, y))
+            g = rows.get(label)
+            if not g:
+                body.append(text(x0 + 4, y + 4, "not compared (a fixed wait)", size=9, fill="#999"))
+                continue
+            for a in allocators:
+                if a in g:
+                    body.append('<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s" fill-opacity="0.85">'
+                                '<title>%s, %s: %s</title></circle>'
+                                % (xpos(g[a]), y, 6 if i == len(labels) - 1 else 4.5,
+                                   COLORS.get(a, "#555"), escape(label), a, fmt_ratio(g[a])))
+        body.append(text(x0 + panel_w / 2, bottom + 28,
+                         "right of the blue line (goalloc): more than goalloc", anchor="middle",
+                         size=10, fill="#555"))
+    with open(path, "w") as f:
+        f.write(svg_doc(width, height, body))
+
+
+def overview(path, wall_rows, rss_rows, peers, rounds):
+    """overview_chart of the wall-time and peak-RSS ratios: [(label, {alloc: ratio})]
+    each, in workload order with the geomean last."""
+    labels = [w for w, _ in rss_rows if w != "geomean"]
+    labels += [w for w, _ in wall_rows if w != "geomean" and w not in labels]
+    labels.append("geomean")
+    overview_chart(path, labels,
+                   [("wall time, peer / goalloc", dict(wall_rows)),
+                    ("peak RSS, peer / goalloc", dict(rss_rows))],
+                   peers, "goalloc against the other allocators",
+                   "median of %s rounds per workload, log scale; a dot per allocator; "
+                   "their geometric means in the last row" % rounds)
+
+
+def read_summary_md(path):
+    """The wall-time and peak-RSS ratio tables of a summary.md: {metric: [(workload,
+    {alloc: ratio})]}, and its first line (what run it was)."""
+    tables, metric, first = {}, None, None
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if first is None and line:
+                first = line
+            if line.startswith("Wall time"):
+                metric = "wall"
+            elif line.startswith("CPU time"):
+                metric = "cpu"
+            elif line.startswith("Peak RSS"):
+                metric = "rss"
+            elif line.startswith("| workload |"):
+                header = [c.strip() for c in line.strip("|").split("|")]
+                tables[metric] = {"allocators": header[1:], "rows": []}
+            elif not line.startswith("|"):
+                if metric in tables and tables[metric]["rows"]:
+                    metric = None
+            elif line.startswith("| ") and metric in tables and not line.startswith("| ---"):
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                label = cells[0].replace("*", "").replace("geomean ratio", "geomean")
+                g = {}
+                for a, c in zip(tables[metric]["allocators"], cells[1:]):
+                    c = c.replace("*", "")
+                    if "(" in c:
+                        g[a] = float(c[c.index("(") + 1:c.index("×")])
+                    elif c.endswith("×"):
+                        g[a] = float(c[:-1])
+                    elif c not in ("-", "FAIL"):
+                        g[a] = 1.0
+                tables[metric]["rows"].append((label, g))
+    return tables, first
+
+
 # ---- commands -----------------------------------------------------------------------
 
 
@@ -527,6 +636,21 @@ def cmd_summary(args):
         bar_chart(os.path.join(args.out, "peak_rss.svg"), "Peak RSS per workload",
                   "median of %s round(s), log scale" % rounds,
                   groups, allocators, 10, nice_ticks_log10(vals_all), fmt_mib)
+    peers = [a for a in allocators if a not in (base, "before")]
+    if peers:
+        def ratio_rows(key, geo, skip=()):
+            rows = []
+            for w in workloads:
+                if w in skip:
+                    continue
+                b = med[(w, base)].get(key)
+                rows.append((w, {a: med[(w, a)][key] / b for a in peers
+                                 if b and med[(w, a)].get(key)}))
+            rows.append(("geomean", {a: geo[a] for a in peers if geo[a]}))
+            return rows
+        overview(os.path.join(args.out, "overview.svg"),
+                 ratio_rows("wall", wall_geo, FIXED_WALL), ratio_rows("rss", rss_geo),
+                 peers, rounds)
     if rss_runs:
         series, marks = {}, {}
         for a, runs in rss_runs.items():
@@ -598,9 +722,27 @@ def cmd_callgrind(args):
     return 0
 
 
+def cmd_overview(args):
+    tables, first = read_summary_md(args.summary)
+    if "wall" not in tables or "rss" not in tables:
+        print("%s: no wall-time or peak-RSS table" % args.summary)
+        return 1
+    peers = [a for a in tables["wall"]["allocators"] if a not in ("goalloc", "before")]
+    wall = [(w, g) for w, g in tables["wall"]["rows"] if w not in FIXED_WALL]
+    rounds = "?"
+    for part in (first or "").split(","):
+        if "round" in part:
+            rounds = part.split()[0]
+    overview(args.out, wall, tables["rss"]["rows"], peers, rounds)
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
+    o = sub.add_parser("overview")
+    o.add_argument("--summary", required=True)
+    o.add_argument("--out", required=True)
     s = sub.add_parser("summary")
     s.add_argument("--csv", required=True)
     s.add_argument("--meta")
@@ -611,6 +753,8 @@ def main():
     c.add_argument("--meta")
     c.add_argument("--out", required=True)
     args = p.parse_args()
+    if args.cmd == "overview":
+        return cmd_overview(args)
     return cmd_summary(args) if args.cmd == "summary" else cmd_callgrind(args)
 
 

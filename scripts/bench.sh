@@ -34,15 +34,18 @@
 # sends the malloc family back to glibc's.
 #
 # Options:
-#   --rounds N        rounds (default 5, at least 3)
+#   --rounds N        rounds (default 5, at least 3); a round of the five allocators
+#                     takes about 3 minutes on 2 cores, so the default run about 15
 #   --quick           one short round of everything (scale 0.1, 1 s of RSS samples):
 #                     checks that everything runs and verifies, asserts nothing about
-#                     speed; well under a minute once goalloc is built
+#                     speed; once goalloc is built, under a minute on 2 idle cores,
+#                     a few minutes on busy ones
 #   --out DIR         report folder (default report/): results.csv, summary.txt,
 #                     summary.md, meta.txt, *.svg, rss/, failures/
-#   --install         apt-get install the Debian packages that are missing
-#                     (libtcmalloc-minimal4 libjemalloc2 libmimalloc2.0 redis-server
-#                     redis-tools sqlite3 gcc python3, valgrind for --callgrind)
+#   --install         first apt-get install what is missing of the Debian packages
+#                     libtcmalloc-minimal4 libjemalloc2 libmimalloc2.0 redis-server
+#                     redis-tools sqlite3 gcc python3 (valgrind for --callgrind), then
+#                     run as the other options say (scripts/test.sh installs them too)
 #   --callgrind       instead of timing: run pairs under valgrind --tool=callgrind for
 #                     each allocation pattern (pairs -P: batch, fixed, cycle, ring; see
 #                     benches/workloads/pairs.c), allocator and size, twice (50000 and
@@ -51,7 +54,7 @@
 #                     cost, measured per pattern with pairs -N. Sizes: batch 16 B .. 256
 #                     KiB (8 sizes), fixed, cycle and ring 16, 64, 1024, 32768. Writes
 #                     callgrind.csv (a row per pattern, allocator and size),
-#                     callgrind.txt and callgrind.md (a table per pattern); about 2.5
+#                     callgrind.txt and callgrind.md (a table per pattern); about 3
 #                     minutes for the five allocators on 2 cores (with --quick: fewer
 #                     sizes and pairs, about 40 s)
 #   --only LIST       workloads to run, comma separated (default: all)

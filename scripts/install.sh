@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Build goalloc in release mode and install it under PREFIX:
+# Build goalloc in release mode and install it under PREFIX, or remove it from there:
 #
-#   scripts/install.sh PREFIX          e.g. scripts/install.sh /usr/local
+#   scripts/install.sh [--libdir DIR] PREFIX              e.g. scripts/install.sh /usr/local
+#   scripts/install.sh [--libdir DIR] --uninstall PREFIX
 #
 # Installs
-#   PREFIX/lib/libgoalloc.so.X.Y.Z        the shared library, soname libgoalloc.so.X
-#   PREFIX/lib/libgoalloc.so.X            -> libgoalloc.so.X.Y.Z  (what programs load)
-#   PREFIX/lib/libgoalloc.so              -> libgoalloc.so.X      (what -lgoalloc finds)
-#   PREFIX/lib/libgoalloc.a               the static library (Rust's core is inside; no std)
+#   LIBDIR/libgoalloc.so.X.Y.Z            the shared library, soname libgoalloc.so.X
+#   LIBDIR/libgoalloc.so.X                -> libgoalloc.so.X.Y.Z  (what programs load)
+#   LIBDIR/libgoalloc.so                  -> libgoalloc.so.X      (what -lgoalloc finds)
+#   LIBDIR/libgoalloc.a                   the static library (Rust's core is inside; no std)
+#   LIBDIR/pkgconfig/goalloc.pc           Libs.private: what the static library needs
 #   PREFIX/include/goalloc.h
-#   PREFIX/lib/pkgconfig/goalloc.pc       Libs.private: what the static library needs
+#   PREFIX/share/man/man3/goalloc.3       the manual page: man goalloc
+#
+# LIBDIR is PREFIX/lib, or what --libdir gives: a directory relative to PREFIX (Debian's
+# multiarch: --libdir lib/x86_64-linux-gnu) or an absolute one.
+#
+# --uninstall removes those files (every libgoalloc.so.* in LIBDIR, whatever its version)
+# and builds nothing; it leaves the directories. Give it the PREFIX and --libdir of the
+# install: when LIBDIR holds no libgoalloc it removes nothing and exits 1.
 #
 # DESTDIR, when set, is put in front of every installed path (for packagers); the .pc
 # file still names PREFIX. CARGO names the cargo to run (default: cargo).
@@ -21,21 +30,80 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: ${0##*/} PREFIX" >&2
+    echo "usage: ${0##*/} [--libdir DIR] [--uninstall] PREFIX" >&2
     exit 2
 }
 
-[[ $# -eq 1 && -n $1 && $1 != -* ]] || usage
+libdir_opt=lib
+uninstall=0
+prefix_arg=""
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --libdir)
+        [[ $# -ge 2 && -n $2 ]] || usage
+        libdir_opt=$2
+        shift
+        ;;
+    --libdir=?*) libdir_opt=${1#--libdir=} ;;
+    --uninstall) uninstall=1 ;;
+    -h | --help)
+        sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+        exit 0
+        ;;
+    -*) usage ;;
+    *)
+        [[ -z $prefix_arg && -n $1 ]] || usage
+        prefix_arg=$1
+        ;;
+    esac
+    shift
+done
+[[ -n $prefix_arg ]] || usage
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 cargo=${CARGO:-cargo}
 
-prefix=$(realpath -m -- "$1")
-if [[ $prefix =~ [[:space:]] ]]; then
-    echo "${0##*/}: PREFIX must not contain white space (pkg-config cannot use it): '$prefix'" >&2
-    exit 2
+prefix=$(realpath -m -- "$prefix_arg")
+if [[ $libdir_opt == /* ]]; then
+    libdir=$(realpath -m -- "$libdir_opt")
+else
+    libdir=$(realpath -m -- "$prefix/$libdir_opt")
 fi
+for d in "$prefix" "$libdir"; do
+    if [[ $d =~ [[:space:]] ]]; then
+        echo "${0##*/}: PREFIX and LIBDIR must not contain white space (pkg-config cannot use it): '$d'" >&2
+        exit 2
+    fi
+done
 dest=${DESTDIR:-}$prefix
+destlib=${DESTDIR:-}$libdir
+mandir=share/man/man3
+
+if [[ $uninstall -eq 1 ]]; then
+    removed=0
+    shopt -s nullglob
+    # The libraries tell that this is the install's LIBDIR: without them remove nothing,
+    # rather than the header and the manual page alone.
+    libs=0
+    for f in "$destlib"/libgoalloc.so "$destlib"/libgoalloc.so.* "$destlib/libgoalloc.a"; do
+        [[ -e $f || -L $f ]] && libs=$((libs + 1))
+    done
+    if [[ $libs -eq 0 ]]; then
+        echo "${0##*/}: no libgoalloc in ${DESTDIR:+$DESTDIR (DESTDIR) + }$libdir; nothing removed" \
+            "(give the PREFIX and --libdir of the install)" >&2
+        exit 1
+    fi
+    for f in "$destlib"/libgoalloc.so "$destlib"/libgoalloc.so.* "$destlib/libgoalloc.a" \
+        "$destlib/pkgconfig/goalloc.pc" "$dest/include/goalloc.h" "$dest/$mandir/goalloc.3"; do
+        if [[ -e $f || -L $f ]]; then
+            rm -f -- "$f"
+            echo "  removed $f"
+            removed=$((removed + 1))
+        fi
+    done
+    echo "removed $removed files of goalloc"
+    exit 0
+fi
 
 # The version and description of the [package] in Cargo.toml.
 package_field() {
@@ -105,19 +173,28 @@ native_libs=$(tr -s '[:space:]' ' ' <"$native_file")
 native_libs=${native_libs% }
 native_libs=${native_libs# }
 
-echo "== installing into ${DESTDIR:+$DESTDIR (DESTDIR) + }$prefix"
-install -d "$dest/lib/pkgconfig" "$dest/include"
-install -m 0755 "$shared" "$dest/lib/$real"
-ln -sfn "$real" "$dest/lib/$soname"
-ln -sfn "$soname" "$dest/lib/libgoalloc.so"
-install -m 0644 "$static" "$dest/lib/libgoalloc.a"
+echo "== installing into ${DESTDIR:+$DESTDIR (DESTDIR) + }$prefix (libdir $libdir)"
+install -d "$destlib/pkgconfig" "$dest/include" "$dest/$mandir"
+install -m 0755 "$shared" "$destlib/$real"
+ln -sfn "$real" "$destlib/$soname"
+ln -sfn "$soname" "$destlib/libgoalloc.so"
+install -m 0644 "$static" "$destlib/libgoalloc.a"
 install -m 0644 "$root/include/goalloc.h" "$dest/include/goalloc.h"
+install -m 0644 "$root/man/goalloc.3" "$dest/$mandir/goalloc.3"
 
-pc=$dest/lib/pkgconfig/goalloc.pc
+# The .pc file's libdir: under ${exec_prefix} when LIBDIR is inside PREFIX.
+if [[ $libdir == "$prefix" ]]; then
+    pc_libdir='${exec_prefix}'
+elif [[ $libdir == "$prefix"/* ]]; then
+    pc_libdir='${exec_prefix}'/${libdir#"$prefix"/}
+else
+    pc_libdir=$libdir
+fi
+pc=$destlib/pkgconfig/goalloc.pc
 cat >"$pc.tmp" <<EOF
 prefix=$prefix
 exec_prefix=\${prefix}
-libdir=\${exec_prefix}/lib
+libdir=$pc_libdir
 includedir=\${prefix}/include
 
 Name: goalloc
@@ -130,8 +207,10 @@ EOF
 chmod 0644 "$pc.tmp"
 mv -f "$pc.tmp" "$pc"
 
-for f in "lib/$real" "lib/$soname" lib/libgoalloc.so lib/libgoalloc.a include/goalloc.h \
-    lib/pkgconfig/goalloc.pc; do
-    echo "  $dest/$f"
+for f in "$real" "$soname" libgoalloc.so libgoalloc.a pkgconfig/goalloc.pc; do
+    echo "  $destlib/$f"
 done
-echo "Use it with: PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs goalloc"
+echo "  $dest/include/goalloc.h"
+echo "  $dest/$mandir/goalloc.3"
+echo "Use it with: PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --cflags --libs goalloc"
+echo "Remove it with: ${0##*/} --libdir $libdir --uninstall $prefix"

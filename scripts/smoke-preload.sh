@@ -635,13 +635,24 @@ run_workload() {
     pass "$name ($times)"
 }
 
-# The library must be loaded and must be where malloc resolves: a library
-# that is mapped but exports no malloc would make every workload pass.
+# The library must be loaded and the program's malloc calls must reach it: a
+# library that is mapped but exports no malloc would make every workload pass.
+# The probe calls malloc as python3 resolves it and asks the library whether the
+# object is its own (goalloc_usable_size, with GOALLOC_INVALID_FREE=ignore so
+# that a foreign pointer gets 0 instead of an abort). Where malloc's symbol
+# resolves says nothing here: in a non-PIE python3 (Debian's /usr/bin/python3.11)
+# dlsym finds the executable's canonical PLT entry, whose calls still go to the
+# preloaded malloc.
 check_preload() {
     local real out rc=0
     real=$(readlink -f -- "$lib")
-    out=$(cd -- "$tmp" && "${BASE_ENV[@]}" LD_PRELOAD="$lib" "$python" -c '
+    out=$(cd -- "$tmp" && "${BASE_ENV[@]}" GOALLOC_INVALID_FREE=ignore LD_PRELOAD="$lib" "$python" -c '
 import ctypes, sys
+malloc = ctypes.CDLL(None).malloc
+malloc.restype, malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+usable = ctypes.CDLL(sys.argv[1]).goalloc_usable_size
+usable.restype, usable.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+p = malloc(100000)
 addr = ctypes.cast(ctypes.CDLL(None).malloc, ctypes.c_void_p).value
 mapped, owner = set(), "?"
 with open("/proc/self/maps") as f:
@@ -652,15 +663,16 @@ with open("/proc/self/maps") as f:
         mapped.add(path)
         if lo <= addr < hi:
             owner = path
-print("mapped" if sys.argv[1] in mapped else "unmapped", owner)
+print("mapped" if sys.argv[1] in mapped else "unmapped",
+      "ours" if usable(p) >= 100000 else "theirs", owner)
 ' "$real" 2>"$tmp/preload.err") || rc=$?
     if [[ $rc -ne 0 ]]; then
         fail "preload: python3 under LD_PRELOAD=$lib: $(describe_rc "$rc"):"
         head -n 15 "$tmp/preload.err" | indent
-    elif [[ $out == "mapped $real" ]]; then
-        pass "preload ($real is in python3's /proc/self/maps and malloc resolves into it)"
+    elif [[ $out == "mapped ours "* ]]; then
+        pass "preload ($real is in python3's /proc/self/maps and python3's malloc(100000) returns its object)"
     elif [[ $out == mapped* ]]; then
-        fail "preload: $real is mapped but malloc resolves to ${out#mapped } (does it export malloc?)"
+        fail "preload: $real is mapped but python3's malloc does not reach it (the symbol resolves to ${out#mapped theirs }; does it export malloc?)"
     else
         fail "preload: $real is not in python3's /proc/self/maps: ${out}"
     fi

@@ -4,6 +4,18 @@
 //! - `install_layout`: the files, the symbolic links, the soname (`readelf -d`), the
 //!   exported names, the header, and what `pkg-config` answers; a second install with
 //!   `DESTDIR` puts the files under it and keeps the prefix in the `.pc` file;
+//! - `install_libdir_and_uninstall`: `--libdir lib/x86_64-linux-gnu` puts the libraries
+//!   and the `.pc` file there (and `pkg-config` says so), and a program built against it
+//!   runs; `--uninstall` without that libdir removes nothing and fails, with it it removes
+//!   the 7 files and nothing else;
+//! - `man_page_renders_and_its_example_runs`: `man -l` formats the installed `goalloc.3`
+//!   without a warning, and the C program of its EXAMPLES builds and runs;
+//! - `deb_package_contents`: `scripts/deb.sh` builds `goalloc_<version>-1_<arch>.deb`;
+//!   `dpkg-deb -c` lists exactly the files of an install under `/usr` (libraries in the
+//!   multiarch directory, the manual page compressed) and the documents, owned by root,
+//!   with their modes and links; the control fields; unpacked with `dpkg-deb -x` into a
+//!   directory of the test (never installed), the library's soname, the `.pc` file and
+//!   the manual page;
 //! - `c_example_shared`, `cpp_example_shared`: `examples/c/hello.c` and
 //!   `examples/cpp/hello.cpp` built with `pkg-config --cflags --libs goalloc`, run with
 //!   `LD_LIBRARY_PATH=<prefix>/lib`; the binary needs `libgoalloc.so.0`, `ldd` finds it
@@ -11,6 +23,9 @@
 //!   compared line by line;
 //! - `c_example_static`: `hello.c` linked with `libgoalloc.a` and what
 //!   `pkg-config --static --libs goalloc` adds, run without the shared library;
+//! - `release_build_has_both_libraries`: `cargo build --release` leaves `libgoalloc.a` and
+//!   `libgoalloc.so` in `target/release`, and `hello.c` links with either as the README
+//!   shows;
 //! - `rust_example`: `examples/rust`, a separate crate with goalloc as its global
 //!   allocator, built with cargo and run;
 //! - `examples_are_not_targets_of_goalloc`: `cargo metadata` of goalloc lists none of them.
@@ -20,10 +35,12 @@
 //! cargo target directories: install.sh's (`install/`) and the Rust example's
 //! (`rust-example/`). They are kept apart because a crate that depends on goalloc makes
 //! cargo put its own `libgoalloc.so` (without soname) in `release/` of its target
-//! directory. Nothing here touches `target/release`. The first run takes about a minute
+//! directory. Only `release_build_has_both_libraries` builds in `target/release`, with the
+//! `cargo build --release` that the README gives. The first run takes about a minute
 //! (two cargo builds of the dependencies, side by side); later runs a few seconds.
 //!
-//! Needs `pkg-config`, `readelf`, `ldd`, and `cc`/`c++` (or `$CC`/`$CXX`).
+//! Needs `pkg-config`, `readelf`, `ldd`, `man` (man-db), `dpkg-deb`, `gzip`, and
+//! `cc`/`c++` (or `$CC`/`$CXX`).
 
 mod common;
 use common::command_line;
@@ -99,6 +116,8 @@ fn missing_tool_hint(program: &OsStr) -> &'static str {
         }
         Some("readelf") => "readelf is not installed (Debian/Ubuntu: apt-get install binutils)",
         Some("ldd") => "ldd is not installed (Debian/Ubuntu: apt-get install libc-bin)",
+        Some("man") => "man is not installed (Debian/Ubuntu: apt-get install man-db)",
+        Some("dpkg-deb") | Some("dpkg") => "dpkg-deb is not installed (Debian/Ubuntu: dpkg)",
         Some("cc") | Some("c++") => {
             "no C/C++ compiler (Debian/Ubuntu: apt-get install gcc g++, or set CC/CXX)"
         }
@@ -201,8 +220,14 @@ fn assert_output(what: &str, got: &str, want: &str) {
 
 /// Runs install.sh into `prefix` with `DESTDIR` if given; returns its stdout.
 fn run_install(prefix: &Path, destdir: Option<&Path>) -> String {
+    run_install_with(&[], prefix, destdir)
+}
+
+/// Runs install.sh with options (`--libdir DIR`, `--uninstall`) before the prefix.
+fn run_install_with(options: &[&str], prefix: &Path, destdir: Option<&Path>) -> String {
     let mut cmd = Command::new("bash");
     cmd.arg(manifest_dir().join("scripts/install.sh"))
+        .args(options)
         .arg(prefix)
         .current_dir(manifest_dir())
         .env("CARGO", cargo())
@@ -297,6 +322,11 @@ fn install_layout() {
         fs::read_to_string(manifest_dir().join("include/goalloc.h")).unwrap(),
         "the installed header is include/goalloc.h"
     );
+    assert_eq!(
+        fs::read_to_string(prefix.join("share/man/man3/goalloc.3")).expect("the manual page"),
+        fs::read_to_string(manifest_dir().join("man/goalloc.3")).unwrap(),
+        "the installed manual page is man/goalloc.3"
+    );
 
     // The soname, and what the library exports.
     let dynamic = readelf(&["-d", "-W"], &lib.join(&real));
@@ -375,6 +405,319 @@ fn install_layout() {
         "DESTDIR install: the .pc file names the prefix, not DESTDIR:\n{pc}"
     );
     fs::remove_dir_all(&destdir).unwrap();
+}
+
+/// Every file and symbolic link under `dir`, relative to it, sorted; directories left out.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let kind = e.file_type().unwrap();
+            if kind.is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push(path.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn install_libdir_and_uninstall() {
+    // The build is the one of prefix(): this install only copies.
+    prefix();
+    let multiarch = "lib/x86_64-linux-gnu";
+    let root = work_dir().join("prefix-libdir");
+    let _ = fs::remove_dir_all(&root);
+    // A file of someone else's in the library directory, which --uninstall must leave.
+    fs::create_dir_all(root.join(multiarch)).unwrap();
+    fs::write(root.join(multiarch).join("libother.so.1"), "not goalloc's").unwrap();
+
+    let out = run_install_with(&["--libdir", multiarch], &root, None);
+    let real = format!("libgoalloc.so.{VERSION}");
+    let mut want: Vec<String> = [
+        "include/goalloc.h".to_string(),
+        format!("{multiarch}/libgoalloc.a"),
+        format!("{multiarch}/libgoalloc.so"),
+        format!("{multiarch}/{SONAME}"),
+        format!("{multiarch}/{real}"),
+        format!("{multiarch}/libother.so.1"),
+        format!("{multiarch}/pkgconfig/goalloc.pc"),
+        "share/man/man3/goalloc.3".to_string(),
+    ]
+    .into();
+    want.sort();
+    assert_eq!(
+        files_under(&root),
+        want,
+        "install.sh --libdir {multiarch}:\n{out}"
+    );
+    assert!(
+        !root.join("lib/libgoalloc.so").exists(),
+        "nothing in lib/ itself"
+    );
+    let lib = root.join(multiarch);
+    let pc = fs::read_to_string(lib.join("pkgconfig/goalloc.pc")).unwrap();
+    assert!(
+        pc.lines()
+            .any(|l| l == format!("libdir=${{exec_prefix}}/{multiarch}")),
+        "the .pc file's libdir is under exec_prefix:\n{pc}"
+    );
+    let pkg = |args: &[&str]| {
+        let mut cmd = Command::new("pkg-config");
+        cmd.args(args)
+            .arg("goalloc")
+            .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+            .env_remove("PKG_CONFIG_SYSROOT_DIR");
+        stdout_of(&mut cmd, TOOL_LIMIT)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pkg(&["--libs"]),
+        [format!("-L{}", lib.display()), "-lgoalloc".to_string()]
+    );
+    // A program built against it finds the library there.
+    let mut flags = pkg(&["--cflags"]);
+    flags.extend(pkg(&["--libs"]));
+    let exe = compile("c/hello.c", "hello_c_libdir", &flags);
+    assert_output(
+        "hello.c against --libdir",
+        &run_example(&exe, Some(&lib)),
+        C_EXPECTED,
+    );
+
+    // --uninstall with another libdir finds no library there and removes nothing.
+    let wrong = Command::new("bash")
+        .arg(manifest_dir().join("scripts/install.sh"))
+        .arg("--uninstall")
+        .arg(&root)
+        .env_remove("DESTDIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        wrong.status.code() == Some(1) && err.contains("nothing removed"),
+        "--uninstall without the install's --libdir: {}\n{err}",
+        wrong.status
+    );
+    assert_eq!(files_under(&root), want);
+    // With the install's libdir, given as an absolute path this time, it removes every
+    // file of goalloc's and leaves the other one.
+    let lib_abs = lib.display().to_string();
+    let out = run_install_with(&["--libdir", &lib_abs, "--uninstall"], &root, None);
+    assert_eq!(
+        files_under(&root),
+        [format!("{multiarch}/libother.so.1")],
+        "after --uninstall:\n{out}"
+    );
+    assert!(out.contains("removed 7 files of goalloc"), "{out}");
+}
+
+#[test]
+fn man_page_renders_and_its_example_runs() {
+    let prefix = prefix();
+    let page = prefix.join("share/man/man3/goalloc.3");
+    // man -l formats the file as `man goalloc` would; --warnings has groff report what
+    // it could not format (an unknown macro, a line it had to break badly...).
+    let out = run(
+        Command::new("man")
+            .args(["--warnings", "-E", "UTF-8", "-l"])
+            .arg(&page)
+            .env("MANWIDTH", "80")
+            .env_remove("MAN_KEEP_FORMATTING")
+            .env_remove("MANPAGER")
+            .env("PAGER", "cat"),
+        TOOL_LIMIT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(warnings.trim().is_empty(), "man warns:\n{warnings}");
+    for heading in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "ENVIRONMENT",
+        "STATISTICS",
+        "EXAMPLES",
+    ] {
+        assert!(
+            text.lines().any(|l| l == heading),
+            "the rendered page has {heading}:\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.contains(&format!("goalloc {VERSION}"))),
+        "the footer names the version of Cargo.toml, {VERSION}"
+    );
+
+    // The C program of EXAMPLES, built and run against the installed library.
+    let source = fs::read_to_string(&page).unwrap();
+    let example = source
+        .split(".EX\n")
+        .filter_map(|b| b.split_once(".EE\n").map(|(code, _)| code))
+        .find(|code| code.contains("int main"))
+        .expect("the page has a C example")
+        .replace("\\en", "\\n");
+    let src = work_dir().join("bin/man_example.c");
+    fs::create_dir_all(src.parent().unwrap()).unwrap();
+    fs::write(&src, example).unwrap();
+    let exe = work_dir().join("bin/man_example");
+    let mut cmd = Command::new(compiler(false));
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg(&src)
+        .args(pkg_config(&prefix, &["--cflags", "--libs"]))
+        .arg("-o")
+        .arg(&exe);
+    run(&mut cmd, BUILD_LIMIT);
+    let out = run_example(&exe, Some(&prefix.join("lib")));
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert!(
+        words.len() == 5
+            && words[1] == "bytes"
+            && words[2] == "in"
+            && words[4] == "objects"
+            && words[0].parse::<u64>().is_ok_and(|b| b >= 1000)
+            && words[3].parse::<u64>().is_ok_and(|n| n >= 1),
+        "the example prints the heap's bytes and objects: {out:?}"
+    );
+}
+
+// ---- the Debian package -------------------------------------------------------------
+
+#[test]
+fn deb_package_contents() {
+    // The build is the one of prefix(): deb.sh's install.sh only copies.
+    prefix();
+    let out_dir = work_dir().join("deb");
+    let _ = fs::remove_dir_all(&out_dir);
+    let out = stdout_of(
+        Command::new("bash")
+            .arg(manifest_dir().join("scripts/deb.sh"))
+            .arg("--out")
+            .arg(&out_dir)
+            .current_dir(manifest_dir())
+            .env("CARGO", cargo())
+            .env("CARGO_TARGET_DIR", work_dir())
+            .env_remove("DESTDIR")
+            .env_remove("DEB_MAINTAINER"),
+        BUILD_LIMIT,
+    );
+    let deb = PathBuf::from(out.lines().last().expect("deb.sh prints the path last"));
+    let arch = stdout_of(Command::new("dpkg").arg("--print-architecture"), TOOL_LIMIT);
+    let arch = arch.trim();
+    assert_eq!(
+        deb,
+        out_dir.join(format!("goalloc_{VERSION}-1_{arch}.deb")),
+        "{out}"
+    );
+    let multiarch = stdout_of(
+        Command::new(compiler(false)).arg("-print-multiarch"),
+        TOOL_LIMIT,
+    );
+    let lib = format!("./usr/lib/{}", multiarch.trim());
+    let real = format!("libgoalloc.so.{VERSION}");
+
+    // dpkg-deb -c: "perms owner/group size date time path [-> target]"; directories
+    // left out.
+    let listing = stdout_of(Command::new("dpkg-deb").arg("-c").arg(&deb), TOOL_LIMIT);
+    let mut entries = Vec::new();
+    for line in listing.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert!(f.len() >= 6, "dpkg-deb -c line: {line}");
+        assert_eq!(f[1], "root/root", "owned by root: {line}");
+        if f[0].starts_with('d') {
+            continue;
+        }
+        let entry = match f[0].chars().next() {
+            Some('l') => format!("{} -> {}", f[5], f.get(7).copied().unwrap_or("?")),
+            _ => format!("{} {}", f[5], &f[0][1..]),
+        };
+        entries.push(entry);
+    }
+    entries.sort();
+    let mut want = vec![
+        "./usr/include/goalloc.h rw-r--r--".to_string(),
+        format!("{lib}/libgoalloc.a rw-r--r--"),
+        format!("{lib}/{real} rwxr-xr-x"),
+        format!("{lib}/{SONAME} -> {real}"),
+        format!("{lib}/libgoalloc.so -> {SONAME}"),
+        format!("{lib}/pkgconfig/goalloc.pc rw-r--r--"),
+        "./usr/share/doc/goalloc/changelog.gz rw-r--r--".to_string(),
+        "./usr/share/doc/goalloc/copyright rw-r--r--".to_string(),
+        "./usr/share/man/man3/goalloc.3.gz rw-r--r--".to_string(),
+    ];
+    want.sort();
+    assert_eq!(entries, want, "dpkg-deb -c:\n{listing}");
+
+    // The control fields.
+    let field = |name: &str| {
+        stdout_of(
+            Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name),
+            TOOL_LIMIT,
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(field("Package"), "goalloc");
+    assert_eq!(field("Version"), format!("{VERSION}-1"));
+    assert_eq!(field("Architecture"), arch);
+    let depends = field("Depends");
+    assert!(
+        depends.starts_with("libc6 (>= 2.") && depends.ends_with(')'),
+        "Depends: {depends}"
+    );
+
+    // Unpacked into a directory of this test (dpkg-deb -x; nothing is installed): the
+    // library has its soname, the .pc file names /usr and the multiarch directory, and
+    // the manual page is man/goalloc.3.
+    let unpacked = out_dir.join("unpacked");
+    run(
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked),
+        TOOL_LIMIT,
+    );
+    let lib_dir = unpacked.join(&lib[2..]);
+    let dynamic = readelf(&["-d", "-W"], &lib_dir.join(&real));
+    assert!(
+        dynamic.contains(&format!("Library soname: [{SONAME}]")),
+        "{dynamic}"
+    );
+    let pc = fs::read_to_string(lib_dir.join("pkgconfig/goalloc.pc")).unwrap();
+    assert!(pc.starts_with("prefix=/usr\n"), "{pc}");
+    assert!(
+        pc.contains(&format!(
+            "\nlibdir=${{exec_prefix}}/lib/{}\n",
+            multiarch.trim()
+        )),
+        "{pc}"
+    );
+    let page = run(
+        Command::new("gzip")
+            .arg("-dc")
+            .arg(unpacked.join("usr/share/man/man3/goalloc.3.gz")),
+        TOOL_LIMIT,
+    )
+    .stdout;
+    assert_eq!(
+        page,
+        fs::read(manifest_dir().join("man/goalloc.3")).unwrap(),
+        "the packaged manual page"
+    );
+    let copyright = fs::read_to_string(unpacked.join("usr/share/doc/goalloc/copyright")).unwrap();
+    assert!(
+        copyright.contains("License: MIT or Apache-2.0"),
+        "{copyright}"
+    );
 }
 
 // ---- the C and C++ examples --------------------------------------------------------
@@ -482,6 +825,85 @@ fn c_example_static() {
     );
     let out = run_example(&exe, None);
     assert_output("c/hello.c linked statically", &out, C_EXPECTED);
+}
+
+// ---- the development build ---------------------------------------------------------
+
+/// What the README says of `cargo build --release`: `target/release` gets both libraries,
+/// and a C program links with either, as the README shows (`-Iinclude` for the header).
+#[test]
+fn release_build_has_both_libraries() {
+    let release = target_dir().join("release");
+    // Nothing to do when test.sh or the user built it already; a second or so otherwise
+    // on top of the build the C tests need anyway.
+    run(
+        Command::new(cargo())
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "--lib",
+                "-p",
+                "goalloc-cdylib",
+            ])
+            .current_dir(manifest_dir()),
+        BUILD_LIMIT,
+    );
+    let archive = fs::read(release.join("libgoalloc.a"))
+        .expect("cargo build --release writes target/release/libgoalloc.a");
+    assert!(
+        archive.starts_with(b"!<arch>\n"),
+        "libgoalloc.a is an ar archive"
+    );
+    assert!(release.join("libgoalloc.so").is_file(), "and libgoalloc.so");
+
+    let include = manifest_dir().join("include");
+    let bin = work_dir().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    // cc -Iinclude app.c target/release/libgoalloc.a -lm -lrt -lpthread -o app
+    let static_exe = bin.join("hello_c_release_static");
+    let mut cc = Command::new(compiler(false));
+    cc.arg("-I")
+        .arg(&include)
+        .arg(manifest_dir().join("examples/c/hello.c"))
+        .arg(release.join("libgoalloc.a"))
+        .args(["-lm", "-lrt", "-lpthread", "-o"])
+        .arg(&static_exe);
+    run(&mut cc, BUILD_LIMIT);
+    assert!(
+        !needed(&static_exe)
+            .iter()
+            .any(|n| n.starts_with("libgoalloc")),
+        "linked with the archive, the program needs no libgoalloc"
+    );
+    assert_output(
+        "hello.c linked with target/release/libgoalloc.a",
+        &run_example(&static_exe, None),
+        C_EXPECTED,
+    );
+    // cc -Iinclude app.c -L target/release -lgoalloc -Wl,-rpath,$PWD/target/release -o app
+    let shared_exe = bin.join("hello_c_release_shared");
+    let mut cc = Command::new(compiler(false));
+    cc.arg("-I")
+        .arg(&include)
+        .arg(manifest_dir().join("examples/c/hello.c"))
+        .arg("-L")
+        .arg(&release)
+        .arg("-lgoalloc")
+        .arg(format!("-Wl,-rpath,{}", release.display()))
+        .arg("-o")
+        .arg(&shared_exe);
+    run(&mut cc, BUILD_LIMIT);
+    assert!(
+        needed(&shared_exe).iter().any(|n| n == "libgoalloc.so"),
+        "-lgoalloc takes the shared library beside the archive: {:?}",
+        needed(&shared_exe)
+    );
+    assert_output(
+        "hello.c linked with target/release/libgoalloc.so",
+        &run_example(&shared_exe, None),
+        C_EXPECTED,
+    );
 }
 
 // ---- the Rust example --------------------------------------------------------------
