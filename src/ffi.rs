@@ -9,7 +9,6 @@
 //! allocation fails and to `EINVAL` for a bad alignment; `free` keeps `errno`;
 //! `posix_memalign` returns its error instead of setting `errno`.
 
-use crate::sizeclass::PAGE_SIZE;
 use core::ffi::c_void;
 use core::ptr;
 
@@ -128,7 +127,7 @@ pub unsafe extern "C" fn goalloc_memalign(align: usize, size: usize) -> *mut c_v
     enomem_if_null(crate::aligned_alloc(align, size))
 }
 
-/// `valloc(3)`: page-aligned (the OS page, 4 KiB).
+/// `valloc(3)`: aligned to the OS page.
 #[no_mangle]
 pub unsafe extern "C" fn goalloc_valloc(size: usize) -> *mut c_void {
     enomem_if_null(crate::aligned_alloc(os_page_size(), size))
@@ -146,10 +145,7 @@ pub unsafe extern "C" fn goalloc_pvalloc(size: usize) -> *mut c_void {
 }
 
 fn os_page_size() -> usize {
-    // The OS page is 4 KiB on x86_64 Linux; our pages are a multiple of it.
-    const OS_PAGE: usize = 4096;
-    const _: () = assert!(PAGE_SIZE.is_multiple_of(OS_PAGE));
-    OS_PAGE
+    crate::os::page_size()
 }
 
 /// `malloc_usable_size(3)`: 0 for NULL.
