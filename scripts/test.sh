@@ -29,3 +29,4 @@ scripts/bench.sh --quick --out target/bench-quick
 
 echo "== real programs under LD_PRELOAD"
 scripts/smoke-preload.sh
+scripts/test-aarch64.sh
