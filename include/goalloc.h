@@ -117,7 +117,7 @@ void *goalloc_aligned_alloc(size_t align, size_t size);
 // `memalign(3)`: as glibc, an alignment that is not a power of two is rounded up to one.
 void *goalloc_memalign(size_t align, size_t size);
 
-// `valloc(3)`: page-aligned (the OS page, 4 KiB).
+// `valloc(3)`: aligned to the OS page.
 void *goalloc_valloc(size_t size);
 
 // `pvalloc(3)`: page-aligned, size rounded up to whole OS pages.

@@ -235,3 +235,4 @@ scripts/bench.sh --quick --out target/bench-quick
 
 stage "real programs under LD_PRELOAD, compared with glibc"
 scripts/smoke-preload.sh
+scripts/test-aarch64.sh

@@ -20,7 +20,6 @@
 //! `posix_memalign` returns its error, and sets `errno` too for `ENOMEM` (not for
 //! `EINVAL`), as glibc's does.
 
-use crate::sizeclass::PAGE_SIZE;
 use core::ffi::{c_char, c_void};
 use core::ptr;
 
@@ -165,7 +164,7 @@ pub unsafe extern "C" fn goalloc_memalign(align: usize, size: usize) -> *mut c_v
     enomem_if_null(crate::aligned_alloc(align, size))
 }
 
-/// `valloc(3)`: page-aligned (the OS page, 4 KiB).
+/// `valloc(3)`: aligned to the OS page.
 #[no_mangle]
 #[link_section = ".text.goalloc_valloc"]
 pub unsafe extern "C" fn goalloc_valloc(size: usize) -> *mut c_void {
@@ -185,10 +184,7 @@ pub unsafe extern "C" fn goalloc_pvalloc(size: usize) -> *mut c_void {
 }
 
 fn os_page_size() -> usize {
-    // The OS page is 4 KiB on x86_64 Linux; our pages are a multiple of it.
-    const OS_PAGE: usize = 4096;
-    const _: () = assert!(PAGE_SIZE.is_multiple_of(OS_PAGE));
-    OS_PAGE
+    crate::os::page_size()
 }
 
 /// `malloc_usable_size(3)`: 0 for NULL.
@@ -543,11 +539,12 @@ mod cxx {
         f
     }
 
-    /// `operator new`'s loop (rdi = size, rsi = align, rdx = nothrow): allocate; on
-    /// failure call the new-handler and retry; without one return null (nothrow) or throw
-    /// `std::bad_alloc`. Written in assembly with call-frame information because the
-    /// handler and the throw unwind through it, which a Rust frame built with
-    /// `panic = "abort"` would turn into an abort.
+    /// `operator new`'s loop (size, align, nothrow: rdi, rsi, rdx on x86-64; x0, x1, x2 on
+    /// aarch64): allocate; on failure call the new-handler and retry; without one return
+    /// null (nothrow) or throw `std::bad_alloc`. Written in assembly with call-frame
+    /// information because the handler and the throw unwind through it, which a Rust
+    /// frame built with `panic = "abort"` would turn into an abort.
+    #[cfg(target_arch = "x86_64")]
     #[unsafe(naked)]
     unsafe extern "C" fn new_loop(_size: usize, _align: usize, _nothrow: usize) -> *mut c_void {
         core::arch::naked_asm!(
@@ -595,6 +592,56 @@ mod cxx {
         )
     }
 
+    /// `new_loop` for aarch64: size, align and nothrow live in x19..x21 across the calls.
+    #[cfg(target_arch = "aarch64")]
+    #[unsafe(naked)]
+    unsafe extern "C" fn new_loop(_size: usize, _align: usize, _nothrow: usize) -> *mut c_void {
+        core::arch::naked_asm!(
+            ".cfi_startproc",
+            "stp x29, x30, [sp, #-48]!",
+            ".cfi_def_cfa_offset 48",
+            ".cfi_offset x30, -40",
+            ".cfi_offset x29, -48",
+            "mov x29, sp",
+            "stp x19, x20, [sp, #16]",
+            ".cfi_offset x20, -24",
+            ".cfi_offset x19, -32",
+            "str x21, [sp, #32]",
+            ".cfi_offset x21, -16",
+            "mov x19, x0",
+            "mov x20, x1",
+            "mov x21, x2",
+            "2:",
+            "mov x0, x19",
+            "mov x1, x20",
+            "bl {try_alloc}",
+            "cbnz x0, 4f",
+            "bl {new_handler}",
+            "cbz x0, 3f",
+            "blr x0",
+            "b 2b",
+            "3:",
+            "cbnz x21, 4f",
+            "bl {thrower}",
+            "blr x0",
+            "4:",
+            "ldr x21, [sp, #32]",
+            "ldp x19, x20, [sp, #16]",
+            "ldp x29, x30, [sp], #48",
+            ".cfi_def_cfa_offset 0",
+            ".cfi_restore x30",
+            ".cfi_restore x29",
+            ".cfi_restore x21",
+            ".cfi_restore x20",
+            ".cfi_restore x19",
+            "ret",
+            ".cfi_endproc",
+            try_alloc = sym try_alloc,
+            new_handler = sym new_handler,
+            thrower = sym bad_alloc_thrower,
+        )
+    }
+
     /// The sized delete of an object from `try_alloc(size, align)`, naming `call`.
     #[inline(always)]
     unsafe fn delete_aligned_sized(p: *mut c_void, size: usize, align: usize, call: &'static str) {
@@ -605,31 +652,38 @@ mod cxx {
         }
     }
 
-    /// Declares exported `operator new` variants that load `align` (rsi) and `nothrow`
-    /// (rdx) and jump to `new_loop`, leaving no frame of their own.
+    /// Declares exported `operator new` variants that load `align` and `nothrow` (rsi and
+    /// rdx on x86-64, x1 and x2 on aarch64) and jump to `new_loop`, leaving no frame of
+    /// their own.
     macro_rules! operator_new {
-        ($($name:ident($($arg:ident),*) => [$($setup:literal),*];)*) => {$(
+        ($($name:ident($($arg:ident),*) => [$($x86:literal),*] [$($a64:literal),*];)*) => {$(
             #[unsafe(naked)]
             #[no_mangle]
             pub unsafe extern "C" fn $name($($arg: usize),*) -> *mut c_void {
-                core::arch::naked_asm!($($setup,)* "jmp {l}", l = sym new_loop)
+                #[cfg(target_arch = "x86_64")]
+                core::arch::naked_asm!($($x86,)* "jmp {l}", l = sym new_loop);
+                #[cfg(target_arch = "aarch64")]
+                core::arch::naked_asm!($($a64,)* "b {l}", l = sym new_loop);
             }
         )*};
     }
 
     operator_new! {
         // new(size), new[](size)
-        _Znwm(size) => ["mov esi, 1", "xor edx, edx"];
-        _Znam(size) => ["mov esi, 1", "xor edx, edx"];
+        _Znwm(size) => ["mov esi, 1", "xor edx, edx"] ["mov x1, #1", "mov x2, #0"];
+        _Znam(size) => ["mov esi, 1", "xor edx, edx"] ["mov x1, #1", "mov x2, #0"];
         // new(size, nothrow)
-        _ZnwmRKSt9nothrow_t(size, nothrow) => ["mov esi, 1", "mov edx, 1"];
-        _ZnamRKSt9nothrow_t(size, nothrow) => ["mov esi, 1", "mov edx, 1"];
+        _ZnwmRKSt9nothrow_t(size, nothrow) =>
+            ["mov esi, 1", "mov edx, 1"] ["mov x1, #1", "mov x2, #1"];
+        _ZnamRKSt9nothrow_t(size, nothrow) =>
+            ["mov esi, 1", "mov edx, 1"] ["mov x1, #1", "mov x2, #1"];
         // new(size, align)
-        _ZnwmSt11align_val_t(size, align) => ["xor edx, edx"];
-        _ZnamSt11align_val_t(size, align) => ["xor edx, edx"];
-        // new(size, align, nothrow): rdx is the nothrow_t reference, never null.
-        _ZnwmSt11align_val_tRKSt9nothrow_t(size, align, nothrow) => [];
-        _ZnamSt11align_val_tRKSt9nothrow_t(size, align, nothrow) => [];
+        _ZnwmSt11align_val_t(size, align) => ["xor edx, edx"] ["mov x2, #0"];
+        _ZnamSt11align_val_t(size, align) => ["xor edx, edx"] ["mov x2, #0"];
+        // new(size, align, nothrow): the third argument is the nothrow_t reference, never
+        // null.
+        _ZnwmSt11align_val_tRKSt9nothrow_t(size, align, nothrow) => [] [];
+        _ZnamSt11align_val_tRKSt9nothrow_t(size, align, nothrow) => [] [];
     }
 
     /// The names the delete operators report bad pointers (and wrong sizes) under.

@@ -82,8 +82,9 @@
 //! rest the calls through the PLT. Neither has a stack frame, a call or an atomic
 //! operation when the thread's list can serve it:
 //!
-//! - **Initial-exec TLS.** The thread's cache is one `%fs`-relative load through a GOT
-//!   slot (a `global_asm!` TLS symbol), not a call to `__tls_get_addr`. The slot starts
+//! - **Initial-exec TLS.** The thread's cache is one load relative to the thread pointer
+//!   (`%fs`; `tpidr_el0` on aarch64) through a GOT slot (a `global_asm!` TLS symbol), not
+//!   a call to `__tls_get_addr`. The slot starts
 //!   at a read-only empty cache whose lists all look empty and full, so the fast paths
 //!   never test for a missing cache: the first operation of a thread takes the slow path
 //!   for its own reasons and installs the real cache there.

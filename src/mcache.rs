@@ -216,10 +216,12 @@ static EXITED: EmptyCache = EmptyCache(MCache::new());
 // An initial-exec TLS slot holding the address of this thread's cache. Rust's
 // `thread_local!` (std only; the library links only `core`) in a shared library uses the
 // general-dynamic model: a call to `__tls_get_addr` on every access. An initial-exec slot
-// is one load relative to `%fs` through a GOT entry the loader fills once. It is only 8
-// bytes, so a `dlopen` of the library still fits in glibc's surplus of static TLS. Its
-// initial value, `&EMPTY`, is relocated by the loader before the TLS image is copied to
-// each thread, so the fast paths never test it for null.
+// is one load relative to the thread pointer (`%fs` on x86-64, `tpidr_el0` on aarch64)
+// through a GOT entry the loader fills once. It is only 8 bytes, so a `dlopen` of the
+// library still fits in glibc's surplus of static TLS. Its initial value, `&EMPTY`, is
+// relocated by the loader before the TLS image is copied to each thread, so the fast
+// paths never test it for null.
+#[cfg(target_arch = "x86_64")]
 core::arch::global_asm!(
     ".pushsection .tdata,\"awT\",@progbits",
     ".p2align 3",
@@ -234,17 +236,52 @@ core::arch::global_asm!(
     ".popsection",
     empty = sym EMPTY,
 );
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".pushsection .tdata,\"awT\",%progbits",
+    ".p2align 3",
+    ".globl goalloc_tls_mcache",
+    ".hidden goalloc_tls_mcache",
+    ".type goalloc_tls_mcache, %object",
+    ".size goalloc_tls_mcache, 8",
+    "goalloc_tls_mcache:",
+    ".xword {empty}",
+    ".popsection",
+    empty = sym EMPTY,
+);
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+compile_error!(
+    "goalloc supports Linux on x86_64 and aarch64 only: its thread-cache slot and \
+     operator new are written in their assembly"
+);
 
 /// This thread's cache, or `EMPTY` before the thread's first slow path.
 #[inline(always)]
 fn cache() -> *mut MCache {
     let p: *mut MCache;
     // SAFETY: reads the 8-byte slot defined above in this thread's static TLS block.
+    #[cfg(target_arch = "x86_64")]
     unsafe {
         core::arch::asm!(
             "mov {p}, qword ptr [rip + goalloc_tls_mcache@GOTTPOFF]",
             "mov {p}, qword ptr fs:[{p}]",
             p = out(reg) p,
+            options(nostack, preserves_flags, readonly, pure),
+        );
+    }
+    // SAFETY: as above: the slot's offset from the thread pointer comes from the GOT.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!(
+            "adrp {p}, :gottprel:goalloc_tls_mcache",
+            "ldr {p}, [{p}, #:gottprel_lo12:goalloc_tls_mcache]",
+            "mrs {tp}, tpidr_el0",
+            "ldr {p}, [{tp}, {p}]",
+            p = out(reg) p,
+            tp = out(reg) _,
             options(nostack, preserves_flags, readonly, pure),
         );
     }
@@ -254,11 +291,26 @@ fn cache() -> *mut MCache {
 /// Points this thread's slot at `p`.
 fn set_slot(p: *const MCache) {
     // SAFETY: writes this thread's own slot, defined above.
+    #[cfg(target_arch = "x86_64")]
     unsafe {
         core::arch::asm!(
             "mov {t}, qword ptr [rip + goalloc_tls_mcache@GOTTPOFF]",
             "mov qword ptr fs:[{t}], {p}",
             t = out(reg) _,
+            p = in(reg) p,
+            options(nostack, preserves_flags),
+        );
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!(
+            "adrp {t}, :gottprel:goalloc_tls_mcache",
+            "ldr {t}, [{t}, #:gottprel_lo12:goalloc_tls_mcache]",
+            "mrs {tp}, tpidr_el0",
+            "str {p}, [{tp}, {t}]",
+            t = out(reg) _,
+            tp = out(reg) _,
             p = in(reg) p,
             options(nostack, preserves_flags),
         );

@@ -141,26 +141,58 @@ pub unsafe fn map(v: *mut u8, size: usize) -> bool {
 }
 
 /// Ready → Released: the pages' memory goes back to the OS, the range stays usable.
-/// Returns true when the pages now read as zero (always for `DontNeed`).
+/// Returns true when the pages now read as zero (for `DontNeed`, when the range is whole
+/// OS pages).
+///
+/// Our 8 KiB pages can be smaller than the OS page (16 or 64 KiB on some aarch64
+/// kernels). The kernel refuses an unaligned start and rounds the length up into the
+/// neighbour's memory, so only the OS pages wholly inside the range are released; the
+/// pieces at its edges keep their contents.
 ///
 /// # Safety
 /// `v..v+size` is page-aligned Ready memory that no one uses until it is handed out again.
 pub unsafe fn release(v: *mut u8, size: usize, mode: ReleaseMode) -> bool {
     let _e = ErrnoGuard::new();
+    let (start, len) = os_pages_within(v as usize, size, page_size());
+    if len == 0 {
+        return false;
+    }
+    let whole = len == size;
+    let v = start as *mut libc::c_void;
     match mode {
         ReleaseMode::DontNeed => {
-            libc::madvise(v as *mut _, size, libc::MADV_DONTNEED);
-            true
+            libc::madvise(v, len, libc::MADV_DONTNEED);
+            whole
         }
         ReleaseMode::Free => {
-            if libc::madvise(v as *mut _, size, libc::MADV_FREE) != 0 {
+            if libc::madvise(v, len, libc::MADV_FREE) != 0 {
                 // Kernels before 4.5 lack MADV_FREE.
-                libc::madvise(v as *mut _, size, libc::MADV_DONTNEED);
-                return true;
+                libc::madvise(v, len, libc::MADV_DONTNEED);
+                return whole;
             }
             false
         }
     }
+}
+
+/// The OS page size: 4 KiB on x86-64; 4, 16 or 64 KiB on aarch64, as the kernel was built.
+pub fn page_size() -> usize {
+    // SAFETY: no preconditions; glibc answers from the loader's copy of AT_PAGESZ, without
+    // a system call or an allocation.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+/// The whole OS pages (of `page` bytes, a power of two) inside `v..v+size`, as (start,
+/// length); the length is 0 when there are none.
+fn os_pages_within(v: usize, size: usize, page: usize) -> (usize, usize) {
+    let start = (v + page - 1) & !(page - 1);
+    let end = (v + size) & !(page - 1);
+    (start, end.saturating_sub(start))
 }
 
 /// Released → Ready. Nothing to do on Linux: a released page comes back on first touch.
@@ -325,6 +357,43 @@ mod tests {
             used(v, SIZE);
             assert_eq!(*v, 0, "DONTNEED pages read as zero");
             assert_eq!(*v.add(SIZE - 1), 0);
+            free(v, SIZE);
+        }
+    }
+
+    #[test]
+    fn whole_os_pages_within_a_range() {
+        const K: usize = 1024;
+        assert_eq!(os_pages_within(0x10000, 8 * K, 4 * K), (0x10000, 8 * K));
+        assert_eq!(os_pages_within(0x12000, 8 * K, 64 * K), (0x20000, 0));
+        assert_eq!(os_pages_within(0x10000, 8 * K, 64 * K), (0x10000, 0));
+        assert_eq!(os_pages_within(0x1e000, 80 * K, 64 * K), (0x20000, 64 * K));
+        assert_eq!(os_pages_within(0x1e000, 72 * K, 16 * K), (0x20000, 64 * K));
+    }
+
+    /// Releasing 8 KiB pieces keeps the pieces between them, and a piece said to read as
+    /// zero does, whatever the OS page size (run under `qemu-aarch64 -p 65536` by
+    /// scripts/test-aarch64.sh for a 64 KiB one).
+    #[test]
+    fn release_of_pieces_smaller_than_the_os_page() {
+        const SIZE: usize = 1 << 20;
+        const PIECE: usize = 8 << 10;
+        let v = reserve(SIZE, 1 << 20, 0);
+        assert!(!v.is_null());
+        // SAFETY: v..v+SIZE is our reservation throughout.
+        unsafe {
+            assert!(map(v, SIZE));
+            v.write_bytes(0xab, SIZE);
+            for i in (0..SIZE / PIECE).step_by(2) {
+                let p = v.add(i * PIECE);
+                if release(p, PIECE, ReleaseMode::DontNeed) {
+                    assert!((0..PIECE).all(|k| *p.add(k) == 0), "piece {i} said zero");
+                }
+            }
+            for i in (1..SIZE / PIECE).step_by(2) {
+                let p = v.add(i * PIECE);
+                assert!((0..PIECE).all(|k| *p.add(k) == 0xab), "piece {i} lost");
+            }
             free(v, SIZE);
         }
     }

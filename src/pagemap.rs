@@ -23,7 +23,9 @@ pub const ARENA_SHIFT: usize = 26;
 pub const ARENA_SIZE: usize = 1 << ARENA_SHIFT;
 /// Pages per arena.
 pub const PAGES_PER_ARENA: usize = ARENA_SIZE >> PAGE_SHIFT;
-/// User-space addresses are below 2^48.
+/// User-space addresses are below 2^48: 2^47 on x86-64; on aarch64 Linux 2^48, or 2^52
+/// for a process that asks for such addresses with a higher `mmap` hint, which `os::reserve`
+/// never gives (higher pointers are then not ours).
 pub const ADDR_BITS: usize = 48;
 /// Entries in the arena index.
 pub const ARENA_INDEX_LEN: usize = 1 << (ADDR_BITS - ARENA_SHIFT);

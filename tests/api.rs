@@ -238,7 +238,7 @@ fn foreign_pointers_are_not_ours() {
 /// makes it free a bad pointer, and expects an abort with a `goalloc:` line.
 fn expect_abort(case: &str) {
     use std::os::unix::process::ExitStatusExt;
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    let out = common::program_command(&std::env::current_exe().unwrap(), &[])
         .args([
             "--exact",
             "bad_free_child",

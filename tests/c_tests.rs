@@ -15,7 +15,9 @@
 //! must be called `libgoalloc.so`). If it does not exist it is built once with
 //! `cargo build --release --lib`; an existing file is used as it is, so rebuild it after
 //! changing the allocator. Binaries and their output go to `<target>/c-tests/<test>/`.
-//! Compilers are `cc` and `c++`, or `$CC` and `$CXX`.
+//! Compilers are `cc` and `c++`, or `$CC` and `$CXX`. With `GOALLOC_TEST_RUNNER` (a
+//! qemu-user command) the programs run under it: scripts/test-aarch64.sh runs them for
+//! aarch64 that way, with the cross compilers and `GOALLOC_LIB` of the aarch64 build.
 
 mod common;
 use common::command_line;
@@ -436,13 +438,17 @@ fn run(p: &Program, mode: Mode, test: &str) {
 
     let stdout_path = dir.join("stdout.txt");
     let stderr_path = dir.join("stderr.txt");
+    let preload: &[(&str, &std::ffi::OsStr)] = match mode {
+        Mode::Preload => &[("LD_PRELOAD", lib.as_os_str())],
+        Mode::Linked => &[],
+    };
     let mut cmd = match p.wrapper.split_first() {
         Some((program, args)) => {
             let mut cmd = Command::new(program);
-            cmd.args(args).arg(&exe);
+            cmd.args(args).arg(&exe).envs(preload.iter().copied());
             cmd
         }
-        None => Command::new(&exe),
+        None => common::program_command(&exe, preload),
     };
     cmd.args(p.args)
         .current_dir(&dir)
@@ -454,10 +460,9 @@ fn run(p: &Program, mode: Mode, test: &str) {
         .stdin(Stdio::null())
         .stdout(File::create(&stdout_path).expect("creating stdout.txt"))
         .stderr(File::create(&stderr_path).expect("creating stderr.txt"));
-    match mode {
-        Mode::Preload => cmd.env("LD_PRELOAD", &lib),
-        Mode::Linked => cmd.env_remove("LD_PRELOAD"),
-    };
+    if mode == Mode::Linked {
+        cmd.env_remove("LD_PRELOAD");
+    }
 
     let started = Instant::now();
     let mut child = cmd

@@ -61,3 +61,30 @@ pub fn command_line(cmd: &std::process::Command) -> String {
     }
     s
 }
+
+/// A command that runs the program `exe`: directly, or, when `GOALLOC_TEST_RUNNER` names
+/// a qemu-user command (`qemu-aarch64 -L /usr/aarch64-linux-gnu`, as
+/// scripts/test-aarch64.sh sets it), under it, with `guest_env` set for the program only
+/// (`-E`), so that an `LD_PRELOAD` of another architecture's library does not reach qemu.
+pub fn program_command(
+    exe: &std::path::Path,
+    guest_env: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Command {
+    let runner = std::env::var("GOALLOC_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let Some(qemu) = words.next() else {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.envs(guest_env.iter().copied());
+        return cmd;
+    };
+    let mut cmd = std::process::Command::new(qemu);
+    cmd.args(words);
+    for (k, v) in guest_env {
+        let mut kv = std::ffi::OsString::from(k);
+        kv.push("=");
+        kv.push(v);
+        cmd.arg("-E").arg(kv).env_remove(k);
+    }
+    cmd.arg(exe);
+    cmd
+}
