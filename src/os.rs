@@ -378,7 +378,7 @@ mod tests {
     fn release_of_pieces_smaller_than_the_os_page() {
         const SIZE: usize = 1 << 20;
         const PIECE: usize = 8 << 10;
-        let v = reserve(SIZE, 1 << 20, 0);
+        let v = reserve(SIZE, 1 << 20, &[]);
         assert!(!v.is_null());
         // SAFETY: v..v+SIZE is our reservation throughout.
         unsafe {
