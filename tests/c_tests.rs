@@ -945,7 +945,8 @@ fn options_forgive_and_explain() {
     once(
         "goalloc: warning: ignoring unknown variable GOALLOC_FOO (the options are \
          GOALLOC_SCAVENGE, GOALLOC_SCAVENGE_DELAY_MS, GOALLOC_MADVISE, GOALLOC_INVALID_FREE, \
-         GOALLOC_CHECK, GOALLOC_STATS, GOALLOC_STATS_FILE, GOALLOC_VERBOSE)\n",
+         GOALLOC_CHECK, GOALLOC_STATS, GOALLOC_STATS_FILE, GOALLOC_VERBOSE, GOALLOC_PROFILE, \
+         GOALLOC_PROFILE_RATE, GOALLOC_PROFILE_SIGNAL)\n",
     );
     // GOALLOC_STATS=ON: the report; GOALLOC_SCAVENGE=No: the scavenger never started.
     let at = stderr.find("goalloc 0").expect("a report");

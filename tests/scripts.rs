@@ -141,6 +141,10 @@ const PROGRAMS: &[&str] = &[
     "man",
     "gzip",
     "dpkg-deb",
+    "make",
+    "strace",
+    "valgrind",
+    "google-pprof",
 ];
 const LIBRARIES: &[&str] = &[
     "libtcmalloc_minimal.so.4",
