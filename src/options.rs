@@ -262,13 +262,15 @@ fn warn_malformed(opt: &OptionDef, text: &[u8]) {
 
 /// Names that begin with `GOALLOC_` but are read by goalloc's own build and test tools,
 /// not by the library: no warning for them.
-const NOT_OPTIONS: [&str; 6] = [
+const NOT_OPTIONS: [&str; 8] = [
     "GOALLOC_LIB",           // tests/c_tests.rs, c-tests/check.h: the library under test
     "GOALLOC_EXPECT",        // c-tests/check.h: fail unless malloc is goalloc's
     "GOALLOC_UPDATE_HEADER", // build.rs: write include/goalloc.h
     "GOALLOC_PROPTEST_SEED", // tests/property.rs
     "GOALLOC_PROPTEST_CASES",
     "GOALLOC_TEST_BAD_FREE", // tests/api.rs: the case a child process runs
+    "GOALLOC_TEST_RUNNER",   // tests/common: qemu-user for the aarch64 tests
+    "GOALLOC_PROFILE_TEST_DUMP", // c-tests/profile.c
 ];
 
 /// The entries of `environ` (`NAME=value`), without allocating.

@@ -15,6 +15,10 @@
 //! a signal frame, an unknown instruction) has no rule: the caller then walks the stack
 //! with `_Unwind_Backtrace` instead. The cache is emptied when a shared object is
 //! unloaded (`dlpi_subs` changed), since another may later be loaded at its addresses.
+//! The rules are x86-64's; on other targets every walk is libgcc's.
+// Only x86-64's `walk` uses the rules; the rest of the module stays compiled (and tested)
+// everywhere.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -581,6 +585,18 @@ unsafe fn rule(find: FindFde, ip: usize, first: bool) -> Option<Rule> {
 /// # Safety
 /// `find` is libgcc's `_Unwind_Find_FDE`; the stack's CFI is correct (as any unwinder
 /// assumes).
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn walk(_find: FindFde, _f: impl FnMut(usize) -> bool) -> bool {
+    // The cached rules describe x86-64 frames (RSP, RBP); elsewhere every walk is
+    // libgcc's.
+    false
+}
+
+/// See the other `walk`.
+///
+/// # Safety
+/// As there.
+#[cfg(target_arch = "x86_64")]
 #[inline(never)]
 pub unsafe fn walk(find: FindFde, mut f: impl FnMut(usize) -> bool) -> bool {
     let (mut ip, mut sp, mut bp): (usize, usize, usize);
@@ -668,6 +684,7 @@ mod tests {
     /// The walk gives the return addresses libgcc's `_Unwind_Backtrace` gives (the test
     /// binary links libgcc_s, as Rust's std does).
     #[test]
+    #[cfg(target_arch = "x86_64")]
     #[inline(never)]
     fn walks_as_libgcc_does() {
         type Trace = extern "C" fn(*mut c_void, *mut c_void) -> c_int;
