@@ -283,11 +283,9 @@ mod tests {
             unsafe { _IO_list_lock() };
             held_tx.send(()).unwrap();
             go_rx.recv().unwrap();
-            // With the list held: the heap lock must be free although a fork is waiting.
-            assert!(
-                !HEAP.lock.is_locked(),
-                "prepare took the heap lock before the list"
-            );
+            // With the list held, the heap lock can still be taken although a fork is
+            // waiting (had prepare taken it before the list, this would wait for ever;
+            // other tests may hold it for a moment, so no assertion on its state).
             HEAP.lock.lock();
             HEAP.lock.unlock();
             // SAFETY: taken above by this thread.
