@@ -624,19 +624,12 @@ impl Out {
     }
 
     /// `v` in decimal, right-aligned in `width` columns.
-    fn dec(&mut self, mut v: u64, width: usize) {
-        let mut buf = [b' '; 24];
-        let mut i = buf.len();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        let start = i.min(buf.len() - width.min(buf.len()));
-        self.bytes(&buf[start..]);
+    fn dec(&mut self, v: u64, width: usize) {
+        let mut digits = [0u8; 20];
+        let text = os::fmt_dec(v as usize, &mut digits);
+        const SPACES: [u8; 24] = [b' '; 24];
+        self.bytes(&SPACES[..width.min(SPACES.len()).saturating_sub(text.len())]);
+        self.bytes(text);
     }
 
     /// ` 0x` and `v` in 16 hex digits.
