@@ -26,7 +26,8 @@ import statistics
 import sys
 from xml.sax.saxutils import escape
 
-ALLOCATOR_ORDER = ["goalloc", "before", "goalloc-prof", "glibc", "tcmalloc", "jemalloc", "mimalloc"]
+ALLOCATOR_ORDER = ["goalloc", "before", "goalloc-prof", "glibc", "tcmalloc", "jemalloc", "mimalloc",
+                   "mimalloc3", "snmalloc"]
 COLORS = {
     "goalloc": "#00add8",  # Go's blue
     "before": "#9ad9ea",  # an earlier goalloc build (bench.sh --baseline)
@@ -35,6 +36,8 @@ COLORS = {
     "tcmalloc": "#e6a100",
     "jemalloc": "#c0392b",
     "mimalloc": "#27ae60",
+    "mimalloc3": "#0b5d2a",  # mimalloc 3 built from crates.io (benches/peers/mimalloc3)
+    "snmalloc": "#8e44ad",  # built from crates.io (benches/peers/snmalloc)
 }
 # Workloads whose wall time is mostly a fixed wait: left out of the wall-time geomean.
 FIXED_WALL = {"peak"}

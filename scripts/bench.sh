@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark goalloc against glibc, tcmalloc, jemalloc and mimalloc.
+# Benchmark goalloc against glibc, tcmalloc, jemalloc, mimalloc, mimalloc3 and snmalloc.
 #
 #   scripts/bench.sh [--rounds N] [--quick] [--out DIR] [--install] [--callgrind]
 #                    [--only LIST] [--allocators LIST] [--lib PATH] [--baseline PATH]
@@ -29,6 +29,14 @@
 #   gcc         gcc -O2 compiling a generated 4000-line file (benches/real/gen_c.py)
 #   redis       redis-server on 127.0.0.1 (no persistence) with redis-benchmark -n 200000;
 #               time is the client's, CPU and RSS the server's
+# Allocators: goalloc (target/release/libgoalloc.so), glibc (no preload), Debian's
+# tcmalloc (libtcmalloc-minimal4), jemalloc (libjemalloc2) and mimalloc (libmimalloc2.0,
+# mimalloc 2.0), and two built from crates.io by the small crates of benches/peers/
+# (cargo build --release there, pinned by their Cargo.lock; a first build takes about a
+# minute): mimalloc3 (libmimalloc-sys, mimalloc 3) and snmalloc (snmalloc-sys). Before the
+# runs, every preloaded library is checked to be the one that malloc, free, calloc,
+# realloc, posix_memalign, aligned_alloc, memalign and malloc_usable_size resolve to
+# (benches/workloads/whichmalloc.c).
 # Under "glibc" a program runs without preload, except one that links another malloc
 # (Debian's redis-server links jemalloc): it gets benches/workloads/glibc_shim.c, which
 # sends the malloc family back to glibc's.
@@ -44,7 +52,7 @@
 #                     summary.md, meta.txt, *.svg, rss/, failures/
 #   --install         first apt-get install what is missing of the Debian packages
 #                     libtcmalloc-minimal4 libjemalloc2 libmimalloc2.0 redis-server
-#                     redis-tools sqlite3 gcc python3 (valgrind for --callgrind), then
+#                     redis-tools sqlite3 gcc g++ python3 (valgrind for --callgrind), then
 #                     run as the other options say (scripts/test.sh installs them too)
 #   --callgrind       instead of timing: run pairs under valgrind --tool=callgrind for
 #                     each allocation pattern (pairs -P: batch, fixed, cycle, ring; see
@@ -58,7 +66,7 @@
 #                     minutes for the five allocators on 2 cores (with --quick: fewer
 #                     sizes and pairs, about 40 s)
 #   --only LIST       workloads to run, comma separated (default: all)
-#   --allocators LIST allocators, comma separated (default: all five); also goalloc-prof:
+#   --allocators LIST allocators, comma separated (default: all seven); also goalloc-prof:
 #                     goalloc with its heap profile on (GOALLOC_PROFILE, default rate;
 #                     each run writes its profile into the temporary directory), for the
 #                     cost of profiling (not with --callgrind)
@@ -79,7 +87,7 @@ unset LD_PRELOAD
 prog=${0##*/}
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 
-ALL_ALLOCATORS=(goalloc glibc tcmalloc jemalloc mimalloc)
+ALL_ALLOCATORS=(goalloc glibc tcmalloc jemalloc mimalloc mimalloc3 snmalloc)
 # Run only when named in --allocators.
 EXTRA_ALLOCATORS=(goalloc-prof)
 ALL_WORKLOADS=(pairs table prodcons falseshare random large peak threads python sqlite gcc redis)
@@ -175,6 +183,8 @@ fi
 
 declare -A LIB_SONAME=([tcmalloc]=libtcmalloc_minimal.so.4 [jemalloc]=libjemalloc.so.2 [mimalloc]=libmimalloc.so.2)
 declare -A LIB_PACKAGE=([tcmalloc]=libtcmalloc-minimal4 [jemalloc]=libjemalloc2 [mimalloc]=libmimalloc2.0)
+# Built from crates.io by benches/peers/NAME: allocator -> library file name.
+declare -A PEER_LIB=([mimalloc3]=libmimalloc3.so [snmalloc]=libsnmalloc.so)
 
 find_lib() { # SONAME -> path on stdout, or nothing
     local soname=$1 ldconfig path dir arch=""
@@ -198,6 +208,8 @@ find_lib() { # SONAME -> path on stdout, or nothing
 needed_programs() { # prints "program:package" for what this run needs
     echo "cc:gcc"
     echo "python3:python3"
+    # snmalloc is C++ (snmalloc-sys compiles it with the cc crate, which runs c++)
+    in_list snmalloc "${allocators[@]}" && echo "c++:g++"
     if [[ $callgrind -eq 1 ]]; then
         echo "valgrind:valgrind"
         return
@@ -281,6 +293,19 @@ if [[ -z $lib ]] && { in_list goalloc "${allocators[@]}" || in_list goalloc-prof
     [[ $target == /* ]] || target=$root/$target
     lib=$target/release/libgoalloc.so
 fi
+for a in "${allocators[@]}"; do
+    [[ -n ${PEER_LIB[$a]:-} ]] || continue
+    # The peer crates are not in goalloc's workspace; each is built in its own directory
+    # (its .cargo/config.toml applies there) into target/peers/NAME.
+    peer_target=${CARGO_TARGET_DIR:-$root/target}
+    [[ $peer_target == /* ]] || peer_target=$root/$peer_target
+    peer_target=$peer_target/peers/$a
+    log "cargo build --release (benches/peers/$a)"
+    (cd -- "$root/benches/peers/$a" && cargo build --release --locked --quiet --target-dir "$peer_target") >&2 ||
+        die "cargo build --release failed in benches/peers/$a"
+    PRELOAD[$a]=$peer_target/release/${PEER_LIB[$a]}
+    [[ -f ${PRELOAD[$a]} ]] || die "$a: ${PRELOAD[$a]} not built"
+done
 if [[ -n $baseline ]]; then
     [[ -f $baseline ]] || die "baseline library not found: $baseline"
     allocators+=(before)
@@ -299,6 +324,18 @@ for w in "${C_WORKLOADS[@]}"; do
     cc "${cflags[@]}" -o "$tmp/bin/$w" "$src/$w.c" || die "cannot build $w"
 done
 cc "${cflags[@]}" -o "$tmp/bin/runstat" "$src/runstat.c" || die "cannot build runstat"
+cc "${cflags[@]}" -o "$tmp/bin/whichmalloc" "$src/whichmalloc.c" -ldl || die "cannot build whichmalloc"
+# Does each preloaded library really replace the malloc family? whichmalloc prints the
+# object that each function resolves to.
+for a in "${allocators[@]}"; do
+    pre=${PRELOAD[$a]:-}
+    [[ -n $pre ]] || continue
+    want=$(readlink -f -- "$pre")
+    while read -r fn obj; do
+        [[ $(readlink -f -- "$obj") == "$want" ]] ||
+            die "$a: $fn resolves to $obj, not to $pre under LD_PRELOAD"
+    done < <(LD_PRELOAD=$pre "$tmp/bin/whichmalloc")
+done
 cc -O2 -shared -fPIC -Wall -o "$tmp/bin/libglibc_shim.so" "$src/glibc_shim.c" -ldl ||
     die "cannot build glibc_shim"
 runstat=$tmp/bin/runstat
@@ -308,6 +345,15 @@ out=$(cd -- "$out" && pwd -P)
 
 # ---- what this run measures --------------------------------------------------------------
 
+peer_crate() { # PEER CRATE: "CRATE VERSION" from benches/peers/PEER/Cargo.lock
+    awk -v c="$2" '$1 == "name" && $3 == "\"" c "\"" { f = 1; next }
+        f && $1 == "version" { gsub(/"/, "", $3); print c " " $3; exit }' "$root/benches/peers/$1/Cargo.lock"
+}
+mimalloc3_version() { # the version mimalloc3's library reports (30302 is 3.3.2)
+    local v
+    v=$(LD_PRELOAD=${PRELOAD[mimalloc3]} "$python" -c 'import ctypes; print(ctypes.CDLL(None).mimalloc3_version())' 2>/dev/null) || v=""
+    [[ $v =~ ^[0-9]+$ ]] && echo "$((v / 10000)).$((v / 100 % 100)).$((v % 100))" || echo "?"
+}
 write_meta() {
     local head dirty changed
     head=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
@@ -325,6 +371,10 @@ write_meta() {
             in_list "$a" "${allocators[@]}" || continue
             echo "$a: $(dpkg-query -W -f '${Package} ${Version}' "${LIB_PACKAGE[$a]}" 2>/dev/null || echo "${PRELOAD[$a]}")"
         done
+        in_list mimalloc3 "${allocators[@]}" &&
+            echo "mimalloc3: $(peer_crate mimalloc3 libmimalloc-sys) (mimalloc $(mimalloc3_version)), ${PRELOAD[mimalloc3]}"
+        in_list snmalloc "${allocators[@]}" &&
+            echo "snmalloc: $(peer_crate snmalloc snmalloc-sys), ${PRELOAD[snmalloc]}"
         if [[ $lib_given -eq 1 ]]; then
             echo "goalloc: ${PRELOAD[goalloc]:-not run} (given with --lib: the commit above is the source tree's, maybe not this library's)"
         else
