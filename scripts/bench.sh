@@ -24,6 +24,20 @@
 #   large       64 KiB .. 32 MiB objects grown with realloc
 #   peak        512 MiB peak, mostly freed, then RSS sampled every 100 ms for 5 s
 #   threads     20000 short-lived threads
+#   larson      server simulation after Larson and Krishnan: chains of short-lived threads
+#               replace random objects (8 .. 1000 B) of an array they hand on; the first
+#               frees are of the main thread's objects
+#   larsonsized larson with C++ operator new and sized delete instead of malloc/free
+#   xmalloc     one thread allocates (8 B .. 4 KiB), the other threads free, after
+#               xmalloc-test
+#   rptest      random sizes 16 B .. 16 KiB over a working set per thread, a share sent to
+#               the next thread to free, after rpmalloc's benchmark
+#   cachethrash1, cachethrash
+#               Hoard's cache-thrash with 1 and with --threads threads: each thread
+#               allocates a 1-byte object, writes it 500000 times, frees it, 250 times
+#   cachescratch
+#               Hoard's cache-scratch: the same after each thread frees an object that the
+#               main thread allocated for it beside the others' (passive false sharing)
 #   python      python3 (PYTHONMALLOC=malloc) running benches/real/python_workload.py
 #   sqlite      sqlite3 inserts and queries in memory (benches/real/sqlite.sql)
 #   gcc         gcc -O2 compiling a generated 4000-line file (benches/real/gen_c.py)
@@ -42,8 +56,9 @@
 # sends the malloc family back to glibc's.
 #
 # Options:
-#   --rounds N        rounds (default 5, at least 3); a round of the five allocators
-#                     takes about 3 minutes on 2 cores, so the default run about 15
+#   --rounds N        rounds (default 5, at least 3); a round of the seven allocators
+#                     and all workloads takes about 6 minutes on 2 cores, so the
+#                     default run about half an hour
 #   --quick           one short round of everything (scale 0.1, 1 s of RSS samples):
 #                     checks that everything runs and verifies, asserts nothing about
 #                     speed; once goalloc is built, under a minute on 2 idle cores,
@@ -74,7 +89,8 @@
 #   --baseline PATH   another build of libgoalloc.so, run as a sixth allocator named
 #                     "before": a before/after comparison in the same run, interleaved
 #                     with the others (e.g. a build of the previous commit)
-#   --threads N       threads for the C workloads (default 2; pairs always runs 1)
+#   --threads N       threads for the C workloads (default 2; pairs and cachethrash1
+#                     always run 1)
 #   --scale X         multiply the work of every workload by X
 #   --keep            keep the temporary directory (binaries, outputs of every run)
 #
@@ -90,8 +106,10 @@ root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 ALL_ALLOCATORS=(goalloc glibc tcmalloc jemalloc mimalloc mimalloc3 snmalloc)
 # Run only when named in --allocators.
 EXTRA_ALLOCATORS=(goalloc-prof)
-ALL_WORKLOADS=(pairs table prodcons falseshare random large peak threads python sqlite gcc redis)
-C_WORKLOADS=(pairs table prodcons falseshare random large peak threads)
+ALL_WORKLOADS=(pairs table prodcons falseshare random large peak threads larson larsonsized xmalloc
+    rptest cachethrash1 cachethrash cachescratch python sqlite gcc redis)
+# the programs of benches/workloads/ that the workloads run
+C_WORKLOADS=(pairs table prodcons falseshare random large peak threads larson xmalloc rptest cachethrash)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -321,7 +339,10 @@ fi
 src=$root/benches/workloads
 cflags=(-O2 -g -pthread -Wall -Wextra)
 for w in "${C_WORKLOADS[@]}"; do
-    cc "${cflags[@]}" -o "$tmp/bin/$w" "$src/$w.c" || die "cannot build $w"
+    libs=()
+    # larson calls C++'s operator new and delete (-P new, -P sized)
+    [[ $w == larson ]] && libs=(-lstdc++)
+    cc "${cflags[@]}" -o "$tmp/bin/$w" "$src/$w.c" "${libs[@]}" || die "cannot build $w"
 done
 cc "${cflags[@]}" -o "$tmp/bin/runstat" "$src/runstat.c" || die "cannot build runstat"
 cc "${cflags[@]}" -o "$tmp/bin/whichmalloc" "$src/whichmalloc.c" -ldl || die "cannot build whichmalloc"
@@ -557,8 +578,11 @@ run_one() {
     case $w in
     pairs) cmd=("$tmp/bin/pairs" -t 1 -s "$scale") ;;
     peak) cmd=("$tmp/bin/peak" -t "$threads" -s "$scale" -d "$peak_seconds" -o "$base.rss") ;;
-    table | prodcons | falseshare | random | large | threads)
+    table | prodcons | falseshare | random | large | threads | larson | xmalloc | rptest | cachethrash)
         cmd=("$tmp/bin/$w" -t "$threads" -s "$scale") ;;
+    larsonsized) cmd=("$tmp/bin/larson" -t "$threads" -s "$scale" -P sized) ;;
+    cachethrash1) cmd=("$tmp/bin/cachethrash" -t 1 -s "$scale") ;;
+    cachescratch) cmd=("$tmp/bin/cachethrash" -t "$threads" -s "$scale" -P scratch) ;;
     python)
         env_args+=(-e PYTHONMALLOC=malloc -e PYTHONDONTWRITEBYTECODE=1)
         cmd=("$python" "$root/benches/real/python_workload.py" "$scale") ;;

@@ -17,6 +17,7 @@ extern "C" {
     fn mi_realloc(p: *mut c_void, size: usize) -> *mut c_void;
     fn mi_reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void;
     fn mi_free(p: *mut c_void);
+    fn mi_free_size(p: *mut c_void, size: usize);
     fn mi_posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32;
     fn mi_memalign(align: usize, size: usize) -> *mut c_void;
     fn mi_aligned_alloc(align: usize, size: usize) -> *mut c_void;
@@ -39,6 +40,7 @@ macro_rules! forward {
         /// # Safety
         /// The C contract of the function of the same name.
         #[no_mangle]
+        #[allow(non_snake_case)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             // SAFETY: the caller keeps the C contract, which is mimalloc's as well.
             unsafe { $target($($arg),*) }
@@ -66,6 +68,16 @@ forward! {
 pub extern "C" fn mimalloc3_version() -> i32 {
     // SAFETY: mi_version only returns a constant.
     unsafe { mi_version() }
+}
+
+// C++ delete, plain and sized, as goalloc and Debian's tcmalloc, jemalloc and mimalloc
+// define them (operator new is left to libstdc++, which calls malloc and throws
+// std::bad_alloc): otherwise libstdc++'s sized delete drops the size and calls free.
+forward! {
+    _ZdlPv => mi_free(p: *mut c_void) -> ();
+    _ZdaPv => mi_free(p: *mut c_void) -> ();
+    _ZdlPvm => mi_free_size(p: *mut c_void, size: usize) -> ();
+    _ZdaPvm => mi_free_size(p: *mut c_void, size: usize) -> ();
 }
 
 #[panic_handler]

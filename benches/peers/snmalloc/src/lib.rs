@@ -4,9 +4,8 @@
 //! snmalloc-sys's `libc-api` feature compiles snmalloc's override/malloc.cc with the
 //! names mangled to `sn_malloc`, `sn_free`, ... into a static library; a Rust cdylib
 //! exports only what its Rust code defines (rustc's version script makes the rest local),
-//! so the C names are defined here, each a tail call into snmalloc's. C++ `operator
-//! new`/`delete` are not defined: libstdc++'s call `malloc` and `free`, so they reach
-//! snmalloc too (as they reach the other peers and goalloc).
+//! so the C names are defined here, each a tail call into snmalloc's, and C++ delete
+//! (plain and sized); operator new is left to libstdc++, which calls `malloc`.
 #![no_std]
 
 use core::ffi::c_void;
@@ -41,6 +40,7 @@ macro_rules! forward {
         /// # Safety
         /// The C contract of the function of the same name.
         #[no_mangle]
+        #[allow(non_snake_case)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             // SAFETY: the caller keeps the C contract, which is snmalloc's as well.
             unsafe { $target($($arg),*) }
@@ -62,6 +62,16 @@ forward! {
     valloc => sn_valloc(size: usize) -> *mut c_void;
     pvalloc => sn_pvalloc(size: usize) -> *mut c_void;
     malloc_usable_size => sn_malloc_usable_size(p: *const c_void) -> usize;
+}
+
+// C++ delete, plain and sized, as goalloc and Debian's tcmalloc, jemalloc and mimalloc
+// define them (operator new is left to libstdc++, which calls malloc and throws
+// std::bad_alloc): otherwise libstdc++'s sized delete drops the size and calls free.
+forward! {
+    _ZdlPv => sn_free(p: *mut c_void) -> ();
+    _ZdaPv => sn_free(p: *mut c_void) -> ();
+    _ZdlPvm => sn_free_sized(p: *mut c_void, size: usize) -> ();
+    _ZdaPvm => sn_free_sized(p: *mut c_void, size: usize) -> ();
 }
 
 #[panic_handler]
