@@ -136,36 +136,50 @@ def metric_table(med, workloads, allocators, base, key, skip_geo=()):
     return rows, geo
 
 
-def best_peer_md(med, workloads, allocators, base, skip_geo=()):
-    """A table of base's wall time against the fastest peer's on each workload: the ratio,
-    and the spread of the rounds ((max - min) / median) of both, the noise of the ratio;
-    then the geometric means of base's ratios to each peer and to the fastest peer's
-    geomean. None when there is no peer."""
+def round_walls(rows, w, a):
+    """{round: wall time} of the runs of w under a that passed."""
+    return {r["round"]: float(r["wall_s"]) for r in rows
+            if r["workload"] == w and r["allocator"] == a and r["status"] == "0"
+            and r["output_ok"] == "1"}
+
+
+def best_peer_md(rows, med, workloads, allocators, base, skip_geo=()):
+    """A table of base's wall time against the fastest peer's (by median) on each
+    workload: the ratio of the medians; the median and range of the ratios round by round
+    (runs made next to each other, so a noisy neighbour weighs less); and the spread of
+    the rounds ((max - min) / median) of both. Then the geomean of the ratios of the
+    medians. None when there is no peer."""
     peers = [a for a in allocators if a not in (base, "before", "goalloc-prof")]
     if not peers:
         return None
 
     def spread(c):
         return "%.0f%%" % (100.0 * (c["wall_max"] - c["wall_min"]) / c["wall"]) if c.get("wall") else "-"
-    lines = ["| workload | %s | best peer | its time | %s / best | spread %s | spread best |" % (base, base, base),
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| workload | %s | best peer | its time | %s / best | round by round (range) | spread %s | spread best |"
+             % (base, base, base),
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     ratios = []
     for w in workloads:
         b = med[(w, base)]
         timed = [(med[(w, a)]["wall"], a) for a in peers if med[(w, a)].get("wall")]
         if not b.get("wall") or not timed:
-            lines.append("| %s | %s | - | - | - | - | - |" % (w, fmt_num(b.get("wall"))))
+            lines.append("| %s | %s | - | - | - | - | - | - |" % (w, fmt_num(b.get("wall"))))
             continue
         t, a = min(timed)
         r = b["wall"] / t
         if w not in skip_geo:
             ratios.append(r)
-        lines.append("| %s | %s s | %s | %s s | %s | %s | %s |"
+        bw, pw = round_walls(rows, w, base), round_walls(rows, w, a)
+        paired = [bw[k] / pw[k] for k in bw if k in pw and pw[k] > 0]
+        by_round = ("%.2f× (%.2f-%.2f)" % (statistics.median(paired), min(paired), max(paired))
+                    if paired else "-")
+        lines.append("| %s | %s s | %s | %s s | %s | %s | %s | %s |"
                      % (w, fmt_num(b["wall"]), a, fmt_num(t),
-                        ("**%.2f×**" if r > 1 else "%.2f×") % r, spread(b), spread(med[(w, a)])))
+                        ("**%.2f×**" if r > 1 else "%.2f×") % r, by_round, spread(b),
+                        spread(med[(w, a)])))
     g = geomean(ratios)
     if g is not None:
-        lines.append("| **geomean** | | | | **%.2f×** | | |" % g)
+        lines.append("| **geomean** | | | | **%.2f×** | | | |" % g)
     return "\n".join(lines)
 
 
@@ -605,13 +619,15 @@ def cmd_summary(args):
     if any(w in FIXED_WALL for w in workloads):
         md.append("")
         md.append("The wall time of `peak` is mostly its fixed 5 s of RSS sampling: it is left out of the geomean.")
-    best = best_peer_md(med, workloads, allocators, base, FIXED_WALL)
+    best = best_peer_md(rows, med, workloads, allocators, base, FIXED_WALL)
     if best:
         md.append("")
-        md.append("%s against the fastest peer of each workload (wall time; above 1: slower than "
-                  "that peer, in bold; spread: (slowest - fastest round) / median; the geomean is "
-                  "of the ratios%s)." % (base, ", without " + ", ".join(sorted(FIXED_WALL))
-                                         if any(w in FIXED_WALL for w in workloads) else ""))
+        md.append("%s against the fastest peer of each workload by median wall time: the ratio "
+                  "of the medians (above 1, in bold: slower than that peer); the median and range "
+                  "of the ratios of the two taken round by round, runs made next to each other; "
+                  "spread: (slowest - fastest round) / median. The geomean is of the ratios of "
+                  "the medians%s." % (base, ", without " + ", ".join(sorted(FIXED_WALL))
+                                      if any(w in FIXED_WALL for w in workloads) else ""))
         md.append("")
         md.append(best)
         for label, geo in (("wall time", wall_geo), ("peak RSS", rss_geo)):
