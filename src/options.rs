@@ -10,6 +10,10 @@
 //! entry point it comes from: a program whose first call is a bad `free` gets the
 //! `GOALLOC_INVALID_FREE` it asked for, and `GOALLOC_VERBOSE` prints for it.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
+
 use crate::os;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -219,8 +223,8 @@ extern "C" {
 /// The value of `name` in the environment, without allocating.
 fn getenv(name: &str) -> Option<&'static [u8]> {
     // SAFETY: environ is a null-terminated array of NUL-terminated strings that the
-    // program does not free while we read it (we read it when the options load, and for
-    // GOALLOC_STATS_FILE at exit).
+    // program does not free while we read it (we read it when the options load, and the
+    // text options, GOALLOC_STATS_FILE and GOALLOC_PROFILE, at start and at exit).
     unsafe {
         let mut e = environ;
         if e.is_null() {
@@ -423,7 +427,8 @@ fn load_slow() {
     }
 }
 
-/// The text of a text option (`GOALLOC_STATS_FILE`) as the environment gives it now.
+/// The text of a text option (`GOALLOC_STATS_FILE`, `GOALLOC_PROFILE`) as the environment
+/// gives it now.
 pub fn text(i: usize) -> Option<&'static [u8]> {
     getenv(OPTIONS[i].name)
 }
