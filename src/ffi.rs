@@ -39,7 +39,7 @@ fn enomem_if_null(p: *mut u8) -> *mut c_void {
 /// `malloc(3)`.
 ///
 /// # Safety
-/// Callable from anywhere; `unsafe` because the result is raw memory.
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_malloc"]
 pub unsafe extern "C" fn goalloc_malloc(size: usize) -> *mut c_void {
@@ -81,7 +81,7 @@ pub unsafe extern "C" fn goalloc_free(p: *mut c_void) {
 /// `calloc(3)`.
 ///
 /// # Safety
-/// Callable from anywhere; `unsafe` because the result is raw memory.
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_calloc"]
 pub unsafe extern "C" fn goalloc_calloc(n: usize, size: usize) -> *mut c_void {
@@ -175,7 +175,7 @@ pub unsafe extern "C" fn goalloc_posix_memalign(
 /// `aligned_alloc(3)`: NULL with `EINVAL` unless `align` is a power of two.
 ///
 /// # Safety
-/// Callable from anywhere; `unsafe` because the result is raw memory.
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_aligned_alloc"]
 pub unsafe extern "C" fn goalloc_aligned_alloc(align: usize, size: usize) -> *mut c_void {
@@ -190,7 +190,7 @@ pub unsafe extern "C" fn goalloc_aligned_alloc(align: usize, size: usize) -> *mu
 /// `memalign(3)`: as glibc, an alignment that is not a power of two is rounded up to one.
 ///
 /// # Safety
-/// Callable from anywhere; `unsafe` because the result is raw memory.
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_memalign"]
 pub unsafe extern "C" fn goalloc_memalign(align: usize, size: usize) -> *mut c_void {
@@ -205,7 +205,7 @@ pub unsafe extern "C" fn goalloc_memalign(align: usize, size: usize) -> *mut c_v
 /// `valloc(3)`: aligned to the OS page.
 ///
 /// # Safety
-/// Callable from anywhere; `unsafe` because the result is raw memory.
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_valloc"]
 pub unsafe extern "C" fn goalloc_valloc(size: usize) -> *mut c_void {
@@ -216,7 +216,7 @@ pub unsafe extern "C" fn goalloc_valloc(size: usize) -> *mut c_void {
 /// `pvalloc(3)`: page-aligned, size rounded up to whole OS pages.
 ///
 /// # Safety
-/// Callable from anywhere; `unsafe` because the result is raw memory.
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_pvalloc"]
 pub unsafe extern "C" fn goalloc_pvalloc(size: usize) -> *mut c_void {
@@ -275,9 +275,9 @@ pub extern "C" fn goalloc_release_all() -> usize {
     crate::release_all()
 }
 
-/// Fills `out` with the allocator's figures (see `struct goalloc_mem_stats`). Small
-/// objects are counted when they move between thread caches and the central lists, so
-/// the object counts may run ahead of the program by what the thread caches hold.
+/// Fills `out` with the allocator's figures (see `struct goalloc_mem_stats`): exact
+/// whenever no other thread is inside the allocator, with the objects that thread caches
+/// hold counted as free.
 ///
 /// # Safety
 /// `out` is null or valid for writing a `goalloc_mem_stats`.

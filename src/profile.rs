@@ -92,8 +92,12 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Reads the options. Called once from `crate::init`, after `options::load`.
+/// Reads the options. Called from `crate::init`, after `options::load`: once, or again
+/// after an initialisation that failed, when it does nothing more once enabled.
 pub fn init() {
+    if ENABLED.load(Ordering::Acquire) {
+        return;
+    }
     let Some(path) = options::text(options::PROFILE) else {
         return;
     };
@@ -101,7 +105,8 @@ pub fn init() {
     if path.is_empty() || rate == 0 {
         return;
     }
-    // SAFETY: init runs once, before ENABLED is set; nothing else reads PATH until then.
+    // SAFETY: only the one thread that initialises runs this, before ENABLED is set;
+    // nothing reads PATH until it is.
     unsafe {
         let buf = PATH.get();
         let n = path.len().min(buf.len() - 1);
@@ -704,7 +709,11 @@ impl Write for Out {
 
 /// Writes the profile to `GOALLOC_PROFILE`'s path.
 pub fn dump_default() -> bool {
-    // SAFETY: PATH is written only by init, before ENABLED is set.
+    if !ENABLED.load(Ordering::Acquire) {
+        return false;
+    }
+    // SAFETY: init wrote PATH before it set ENABLED (Release), seen set above (Acquire),
+    // and nothing writes PATH again.
     let path = unsafe { &*PATH.as_ptr() };
     let n = path.iter().position(|&c| c == 0).unwrap_or(0);
     dump_bytes(&path[..n])
