@@ -92,52 +92,95 @@ extern "C" {
 #endif // __cplusplus
 
 // `malloc(3)`.
+//
+// # Safety
+// None: any arguments may be passed, from any thread (the result is raw memory).
 void *goalloc_malloc(size_t size);
 
 // `free(3)`.
+//
+// # Safety
+// `p` is null or a live object of this allocator, not used again.
 void goalloc_free(void *p);
 
 // `calloc(3)`.
+//
+// # Safety
+// None: any arguments may be passed, from any thread (the result is raw memory).
 void *goalloc_calloc(size_t n, size_t size);
 
 // `realloc(3)`; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
+//
+// # Safety
+// `p` is null or a live object of this allocator, not used again after a non-null
+// result.
 void *goalloc_realloc(void *p, size_t size);
 
 // `reallocarray(3)`: `realloc(p, n * size)` with the product checked for overflow.
+//
+// # Safety
+// As `goalloc_realloc`.
 void *goalloc_reallocarray(void *p, size_t n, size_t size);
 
 // `posix_memalign(3)`: `EINVAL` unless `align` is a power of two and a multiple of
 // `sizeof(void *)`, with `errno` left alone; `ENOMEM` when out of memory, also in
 // `errno` (glibc, tcmalloc, jemalloc and mimalloc set it, and programs read it).
+//
+// # Safety
+// `out` is valid for writing a pointer.
 int32_t goalloc_posix_memalign(void **out, size_t align, size_t size);
 
 // `aligned_alloc(3)`: NULL with `EINVAL` unless `align` is a power of two.
+//
+// # Safety
+// None: any arguments may be passed, from any thread (the result is raw memory).
 void *goalloc_aligned_alloc(size_t align, size_t size);
 
 // `memalign(3)`: as glibc, an alignment that is not a power of two is rounded up to one.
+//
+// # Safety
+// None: any arguments may be passed, from any thread (the result is raw memory).
 void *goalloc_memalign(size_t align, size_t size);
 
 // `valloc(3)`: aligned to the OS page.
+//
+// # Safety
+// None: any arguments may be passed, from any thread (the result is raw memory).
 void *goalloc_valloc(size_t size);
 
 // `pvalloc(3)`: page-aligned, size rounded up to whole OS pages.
+//
+// # Safety
+// None: any arguments may be passed, from any thread (the result is raw memory).
 void *goalloc_pvalloc(size_t size);
 
 // `malloc_usable_size(3)`: 0 for NULL.
+//
+// # Safety
+// `p` is null or a live object of this allocator.
 size_t goalloc_usable_size(const void *p);
 
 // C23 `free_sized`: `size` is what was passed to `malloc`/`calloc`/`realloc`.
+//
+// # Safety
+// `p` is null or a live object of this allocator of `size` bytes, not used again.
 void goalloc_free_sized(void *p, size_t size);
 
 // C23 `free_aligned_sized`: for objects from `aligned_alloc(align, size)`.
+//
+// # Safety
+// `p` is null or a live object from `aligned_alloc(align, size)`, not used again.
 void goalloc_free_aligned_sized(void *p, size_t align, size_t size);
 
 // Returns every free page to the OS now; the number of bytes released.
 size_t goalloc_release_all(void);
 
-// Fills `out` with the allocator's figures (see `struct goalloc_mem_stats`). Small
-// objects are counted when they move between thread caches and the central lists, so
-// the object counts may run ahead of the program by what the thread caches hold.
+// Fills `out` with the allocator's figures (see `struct goalloc_mem_stats`): exact
+// whenever no other thread is inside the allocator, with the objects that thread caches
+// hold counted as free.
+//
+// # Safety
+// `out` is null or valid for writing a `goalloc_mem_stats`.
 void goalloc_read_mem_stats(struct goalloc_mem_stats *out);
 
 // Writes the statistics report of this process now to `out`, or to stderr when `out` is
@@ -147,11 +190,17 @@ void goalloc_read_mem_stats(struct goalloc_mem_stats *out);
 // object on one line (case does not matter). The report is formatted without allocating
 // and handed to `out` with one `fwrite` (to stderr with one `write`). Returns 0; -1 with
 // `errno` `EINVAL` for other `opts`, -1 when the write failed.
+//
+// # Safety
+// `out` is null or an open stream; `opts` is null or a NUL-terminated string.
 int32_t goalloc_stats_print(FILE *out, const char *opts);
 
 // Writes the heap profile (see `GOALLOC_PROFILE`) to `path`, replacing the file; `%p`
 // in the path becomes the process id. A null `path` means `GOALLOC_PROFILE`'s. Returns
 // 0, or -1 when profiling is off or the file could not be written.
+//
+// # Safety
+// `path` is null or a NUL-terminated string.
 int32_t goalloc_profile_dump(const char *path);
 
 // goalloc's version, `"MAJOR.MINOR.PATCH"` as in its `Cargo.toml`; the header's

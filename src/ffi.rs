@@ -37,10 +37,14 @@ fn enomem_if_null(p: *mut u8) -> *mut c_void {
 }
 
 /// `malloc(3)`.
+///
+/// # Safety
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_malloc"]
 pub unsafe extern "C" fn goalloc_malloc(size: usize) -> *mut c_void {
-    malloc_inline(size)
+    // SAFETY: malloc's contract asks nothing of the caller.
+    unsafe { malloc_inline(size) }
 }
 
 /// `malloc` for the C entry points: the size class, a pop from this thread's list, and
@@ -59,34 +63,49 @@ unsafe fn malloc_inline(size: usize) -> *mut c_void {
 #[cold]
 #[inline(never)]
 unsafe fn malloc_slow(size: usize) -> *mut c_void {
-    enomem_if_null(crate::malloc(size))
+    // SAFETY: malloc's contract asks nothing of the caller.
+    enomem_if_null(unsafe { crate::malloc(size) })
 }
 
 /// `free(3)`.
+///
+/// # Safety
+/// `p` is null or a live object of this allocator, not used again.
 #[no_mangle]
 #[link_section = ".text.goalloc_free"]
 pub unsafe extern "C" fn goalloc_free(p: *mut c_void) {
-    crate::free_as(p as *mut u8, "goalloc_free()")
+    // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+    unsafe { crate::free_as(p as *mut u8, "goalloc_free()") }
 }
 
 /// `calloc(3)`.
+///
+/// # Safety
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_calloc"]
 pub unsafe extern "C" fn goalloc_calloc(n: usize, size: usize) -> *mut c_void {
-    enomem_if_null(crate::calloc(n, size))
+    // SAFETY: calloc asks nothing of the caller.
+    enomem_if_null(unsafe { crate::calloc(n, size) })
 }
 
 /// `realloc(3)`; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
+///
+/// # Safety
+/// `p` is null or a live object of this allocator, not used again after a non-null
+/// result.
 #[no_mangle]
 #[link_section = ".text.goalloc_realloc"]
 pub unsafe extern "C" fn goalloc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    realloc_as(p, size, "goalloc_realloc()")
+    // SAFETY: as realloc(3) requires, `p` is null or a live object of ours.
+    unsafe { realloc_as(p, size, "goalloc_realloc()") }
 }
 
 /// `realloc` with `errno`, naming `call` in reports.
 #[inline(always)]
 unsafe fn realloc_as(p: *mut c_void, size: usize, call: &'static str) -> *mut c_void {
-    let q = crate::realloc_as(p as *mut u8, size, call);
+    // SAFETY: the caller passes null or a live object of ours (realloc's contract).
+    let q = unsafe { crate::realloc_as(p as *mut u8, size, call) };
     if q.is_null() && (size != 0 || p.is_null()) {
         set_errno(libc::ENOMEM);
     }
@@ -94,6 +113,9 @@ unsafe fn realloc_as(p: *mut c_void, size: usize, call: &'static str) -> *mut c_
 }
 
 /// `reallocarray(3)`: `realloc(p, n * size)` with the product checked for overflow.
+///
+/// # Safety
+/// As `goalloc_realloc`.
 #[no_mangle]
 #[link_section = ".text.goalloc_reallocarray"]
 pub unsafe extern "C" fn goalloc_reallocarray(
@@ -101,7 +123,8 @@ pub unsafe extern "C" fn goalloc_reallocarray(
     n: usize,
     size: usize,
 ) -> *mut c_void {
-    reallocarray_as(p, n, size, "goalloc_reallocarray()")
+    // SAFETY: as reallocarray(3) requires, `p` is null or a live object of ours.
+    unsafe { reallocarray_as(p, n, size, "goalloc_reallocarray()") }
 }
 
 #[inline(always)]
@@ -123,6 +146,9 @@ unsafe fn reallocarray_as(
 /// `posix_memalign(3)`: `EINVAL` unless `align` is a power of two and a multiple of
 /// `sizeof(void *)`, with `errno` left alone; `ENOMEM` when out of memory, also in
 /// `errno` (glibc, tcmalloc, jemalloc and mimalloc set it, and programs read it).
+///
+/// # Safety
+/// `out` is valid for writing a pointer.
 #[no_mangle]
 #[link_section = ".text.goalloc_posix_memalign"]
 pub unsafe extern "C" fn goalloc_posix_memalign(
@@ -133,16 +159,23 @@ pub unsafe extern "C" fn goalloc_posix_memalign(
     if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<usize>()) {
         return libc::EINVAL;
     }
-    let p = crate::aligned_alloc(align, size);
-    if p.is_null() {
-        set_errno(libc::ENOMEM);
-        return libc::ENOMEM;
+    // SAFETY: aligned_alloc asks nothing of the caller; the caller of posix_memalign passes
+    // an `out` valid for a write.
+    unsafe {
+        let p = crate::aligned_alloc(align, size);
+        if p.is_null() {
+            set_errno(libc::ENOMEM);
+            return libc::ENOMEM;
+        }
+        *out = p as *mut c_void;
     }
-    *out = p as *mut c_void;
     0
 }
 
 /// `aligned_alloc(3)`: NULL with `EINVAL` unless `align` is a power of two.
+///
+/// # Safety
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_aligned_alloc"]
 pub unsafe extern "C" fn goalloc_aligned_alloc(align: usize, size: usize) -> *mut c_void {
@@ -150,10 +183,14 @@ pub unsafe extern "C" fn goalloc_aligned_alloc(align: usize, size: usize) -> *mu
         set_errno(libc::EINVAL);
         return ptr::null_mut();
     }
-    enomem_if_null(crate::aligned_alloc(align, size))
+    // SAFETY: aligned_alloc asks nothing of the caller.
+    enomem_if_null(unsafe { crate::aligned_alloc(align, size) })
 }
 
 /// `memalign(3)`: as glibc, an alignment that is not a power of two is rounded up to one.
+///
+/// # Safety
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_memalign"]
 pub unsafe extern "C" fn goalloc_memalign(align: usize, size: usize) -> *mut c_void {
@@ -161,17 +198,25 @@ pub unsafe extern "C" fn goalloc_memalign(align: usize, size: usize) -> *mut c_v
         set_errno(libc::EINVAL);
         return ptr::null_mut();
     };
-    enomem_if_null(crate::aligned_alloc(align, size))
+    // SAFETY: aligned_alloc asks nothing of the caller.
+    enomem_if_null(unsafe { crate::aligned_alloc(align, size) })
 }
 
 /// `valloc(3)`: aligned to the OS page.
+///
+/// # Safety
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_valloc"]
 pub unsafe extern "C" fn goalloc_valloc(size: usize) -> *mut c_void {
-    enomem_if_null(crate::aligned_alloc(os_page_size(), size))
+    // SAFETY: aligned_alloc asks nothing of the caller.
+    enomem_if_null(unsafe { crate::aligned_alloc(os_page_size(), size) })
 }
 
 /// `pvalloc(3)`: page-aligned, size rounded up to whole OS pages.
+///
+/// # Safety
+/// None: any arguments may be passed, from any thread (the result is raw memory).
 #[no_mangle]
 #[link_section = ".text.goalloc_pvalloc"]
 pub unsafe extern "C" fn goalloc_pvalloc(size: usize) -> *mut c_void {
@@ -180,7 +225,8 @@ pub unsafe extern "C" fn goalloc_pvalloc(size: usize) -> *mut c_void {
         set_errno(libc::ENOMEM);
         return ptr::null_mut();
     };
-    enomem_if_null(crate::aligned_alloc(page, rounded))
+    // SAFETY: aligned_alloc asks nothing of the caller.
+    enomem_if_null(unsafe { crate::aligned_alloc(page, rounded) })
 }
 
 fn os_page_size() -> usize {
@@ -188,24 +234,38 @@ fn os_page_size() -> usize {
 }
 
 /// `malloc_usable_size(3)`: 0 for NULL.
+///
+/// # Safety
+/// `p` is null or a live object of this allocator.
 #[no_mangle]
 #[link_section = ".text.goalloc_usable_size"]
 pub unsafe extern "C" fn goalloc_usable_size(p: *const c_void) -> usize {
-    crate::usable_size_as(p as *const u8, "goalloc_usable_size()")
+    // SAFETY: as malloc_usable_size(3) requires, `p` is null or a live object of ours.
+    unsafe { crate::usable_size_as(p as *const u8, "goalloc_usable_size()") }
 }
 
 /// C23 `free_sized`: `size` is what was passed to `malloc`/`calloc`/`realloc`.
+///
+/// # Safety
+/// `p` is null or a live object of this allocator of `size` bytes, not used again.
 #[no_mangle]
 #[link_section = ".text.goalloc_free_sized"]
 pub unsafe extern "C" fn goalloc_free_sized(p: *mut c_void, size: usize) {
-    crate::free_sized_as(p as *mut u8, size, "goalloc_free_sized()")
+    // SAFETY: as free_sized requires, `p` is null or a live object of `size` bytes.
+    unsafe { crate::free_sized_as(p as *mut u8, size, "goalloc_free_sized()") }
 }
 
 /// C23 `free_aligned_sized`: for objects from `aligned_alloc(align, size)`.
+///
+/// # Safety
+/// `p` is null or a live object from `aligned_alloc(align, size)`, not used again.
 #[no_mangle]
 #[link_section = ".text.goalloc_free_aligned_sized"]
 pub unsafe extern "C" fn goalloc_free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-    crate::free_aligned_sized_as(p as *mut u8, align, size, "goalloc_free_aligned_sized()")
+    // SAFETY: as free_aligned_sized requires, `p` is null or from aligned_alloc(align, size).
+    unsafe {
+        crate::free_aligned_sized_as(p as *mut u8, align, size, "goalloc_free_aligned_sized()")
+    }
 }
 
 /// Returns every free page to the OS now; the number of bytes released.
@@ -215,14 +275,18 @@ pub extern "C" fn goalloc_release_all() -> usize {
     crate::release_all()
 }
 
-/// Fills `out` with the allocator's figures (see `struct goalloc_mem_stats`). Small
-/// objects are counted when they move between thread caches and the central lists, so
-/// the object counts may run ahead of the program by what the thread caches hold.
+/// Fills `out` with the allocator's figures (see `struct goalloc_mem_stats`): exact
+/// whenever no other thread is inside the allocator, with the objects that thread caches
+/// hold counted as free.
+///
+/// # Safety
+/// `out` is null or valid for writing a `goalloc_mem_stats`.
 #[no_mangle]
 #[link_section = ".text.goalloc_read_mem_stats"]
 pub unsafe extern "C" fn goalloc_read_mem_stats(out: *mut crate::stats::goalloc_mem_stats) {
     if !out.is_null() {
-        *out = crate::stats::read();
+        // SAFETY: `out` is not null, and the caller passes one valid for a write.
+        unsafe { *out = crate::stats::read() };
     }
 }
 
@@ -233,7 +297,11 @@ pub unsafe extern "C" fn goalloc_read_mem_stats(out: *mut crate::stats::goalloc_
 /// object on one line (case does not matter). The report is formatted without allocating
 /// and handed to `out` with one `fwrite` (to stderr with one `write`). Returns 0; -1 with
 /// `errno` `EINVAL` for other `opts`, -1 when the write failed.
+///
+/// # Safety
+/// `out` is null or an open stream; `opts` is null or a NUL-terminated string.
 #[no_mangle]
+#[link_section = ".text.goalloc_stats_print"]
 pub unsafe extern "C" fn goalloc_stats_print(out: *mut libc::FILE, opts: *const c_char) -> i32 {
     let opts = if opts.is_null() {
         &[][..]
@@ -245,7 +313,8 @@ pub unsafe extern "C" fn goalloc_stats_print(out: *mut libc::FILE, opts: *const 
         set_errno(libc::EINVAL);
         return -1;
     };
-    if crate::report::print_to_stream(out, format) {
+    // SAFETY: the caller passes null or an open stream.
+    if unsafe { crate::report::print_to_stream(out, format) } {
         0
     } else {
         -1
@@ -255,12 +324,17 @@ pub unsafe extern "C" fn goalloc_stats_print(out: *mut libc::FILE, opts: *const 
 /// Writes the heap profile (see `GOALLOC_PROFILE`) to `path`, replacing the file; `%p`
 /// in the path becomes the process id. A null `path` means `GOALLOC_PROFILE`'s. Returns
 /// 0, or -1 when profiling is off or the file could not be written.
+///
+/// # Safety
+/// `path` is null or a NUL-terminated string.
 #[no_mangle]
+#[link_section = ".text.goalloc_profile_dump"]
 pub unsafe extern "C" fn goalloc_profile_dump(path: *const core::ffi::c_char) -> i32 {
     let ok = if path.is_null() {
         crate::profile::dump_default()
     } else {
-        crate::profile::dump_bytes(core::ffi::CStr::from_ptr(path).to_bytes())
+        // SAFETY: the caller passes a NUL-terminated path.
+        crate::profile::dump_bytes(unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes())
     };
     if ok {
         0
@@ -272,11 +346,15 @@ pub unsafe extern "C" fn goalloc_profile_dump(path: *const core::ffi::c_char) ->
 /// goalloc's version, `"MAJOR.MINOR.PATCH"` as in its `Cargo.toml`; the header's
 /// `GOALLOC_VERSION_*` macros give the version it was compiled against.
 #[no_mangle]
+#[link_section = ".text.goalloc_version"]
 pub extern "C" fn goalloc_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
 
 /// The libc names, exported only with the `c-api` feature.
+///
+/// # Safety
+/// Each function has the contract of its `goalloc_` twin, which is C's.
 #[cfg(feature = "c-api")]
 mod libc_names {
     use super::*;
@@ -284,37 +362,43 @@ mod libc_names {
     #[no_mangle]
     #[link_section = ".text.malloc"]
     pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-        malloc_inline(size)
+        // SAFETY: malloc's contract asks nothing of the caller.
+        unsafe { malloc_inline(size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.free"]
     pub unsafe extern "C" fn free(p: *mut c_void) {
-        crate::free_as(p as *mut u8, "free()")
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, "free()") }
     }
 
     #[no_mangle]
     #[link_section = ".text.cfree"]
     pub unsafe extern "C" fn cfree(p: *mut c_void) {
-        crate::free_as(p as *mut u8, "cfree()")
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, "cfree()") }
     }
 
     #[no_mangle]
     #[link_section = ".text.calloc"]
     pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
-        goalloc_calloc(n, size)
+        // SAFETY: calloc's contract asks nothing of the caller.
+        unsafe { goalloc_calloc(n, size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.realloc"]
     pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-        realloc_as(p, size, "realloc()")
+        // SAFETY: as realloc(3) requires, `p` is null or a live object of ours.
+        unsafe { realloc_as(p, size, "realloc()") }
     }
 
     #[no_mangle]
     #[link_section = ".text.reallocarray"]
     pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
-        reallocarray_as(p, n, size, "reallocarray()")
+        // SAFETY: as reallocarray(3) requires, `p` is null or a live object of ours.
+        unsafe { reallocarray_as(p, n, size, "reallocarray()") }
     }
 
     #[no_mangle]
@@ -324,49 +408,57 @@ mod libc_names {
         align: usize,
         size: usize,
     ) -> i32 {
-        goalloc_posix_memalign(out, align, size)
+        // SAFETY: as posix_memalign(3) requires, `out` is valid for a write.
+        unsafe { goalloc_posix_memalign(out, align, size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.aligned_alloc"]
     pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
-        goalloc_aligned_alloc(align, size)
+        // SAFETY: the aligned allocations ask nothing of the caller.
+        unsafe { goalloc_aligned_alloc(align, size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.memalign"]
     pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-        goalloc_memalign(align, size)
+        // SAFETY: the aligned allocations ask nothing of the caller.
+        unsafe { goalloc_memalign(align, size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.valloc"]
     pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
-        goalloc_valloc(size)
+        // SAFETY: the aligned allocations ask nothing of the caller.
+        unsafe { goalloc_valloc(size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.pvalloc"]
     pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
-        goalloc_pvalloc(size)
+        // SAFETY: the aligned allocations ask nothing of the caller.
+        unsafe { goalloc_pvalloc(size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.malloc_usable_size"]
     pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
-        crate::usable_size_as(p as *const u8, "malloc_usable_size()")
+        // SAFETY: as malloc_usable_size(3) requires, `p` is null or a live object of ours.
+        unsafe { crate::usable_size_as(p as *const u8, "malloc_usable_size()") }
     }
 
     #[no_mangle]
     #[link_section = ".text.free_sized"]
     pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
-        crate::free_sized_as(p as *mut u8, size, "free_sized()")
+        // SAFETY: as free_sized requires, `p` is null or a live object of `size` bytes.
+        unsafe { crate::free_sized_as(p as *mut u8, size, "free_sized()") }
     }
 
     #[no_mangle]
     #[link_section = ".text.free_aligned_sized"]
     pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-        crate::free_aligned_sized_as(p as *mut u8, align, size, "free_aligned_sized()")
+        // SAFETY: as free_aligned_sized requires, `p` is null or from aligned_alloc(align, size).
+        unsafe { crate::free_aligned_sized_as(p as *mut u8, align, size, "free_aligned_sized()") }
     }
 
     // glibc's own names for its malloc family (GLIBC_2.2.5), which some programs and
@@ -376,43 +468,50 @@ mod libc_names {
     #[no_mangle]
     #[link_section = ".text.__libc_malloc"]
     pub unsafe extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
-        malloc_inline(size)
+        // SAFETY: malloc's contract asks nothing of the caller.
+        unsafe { malloc_inline(size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.__libc_calloc"]
     pub unsafe extern "C" fn __libc_calloc(n: usize, size: usize) -> *mut c_void {
-        goalloc_calloc(n, size)
+        // SAFETY: calloc's contract asks nothing of the caller.
+        unsafe { goalloc_calloc(n, size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.__libc_realloc"]
     pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
-        realloc_as(p, size, "__libc_realloc()")
+        // SAFETY: as realloc(3) requires, `p` is null or a live object of ours.
+        unsafe { realloc_as(p, size, "__libc_realloc()") }
     }
 
     #[no_mangle]
     #[link_section = ".text.__libc_free"]
     pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
-        crate::free_as(p as *mut u8, "__libc_free()")
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, "__libc_free()") }
     }
 
     #[no_mangle]
     #[link_section = ".text.__libc_memalign"]
     pub unsafe extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
-        goalloc_memalign(align, size)
+        // SAFETY: the aligned allocations ask nothing of the caller.
+        unsafe { goalloc_memalign(align, size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.__libc_valloc"]
     pub unsafe extern "C" fn __libc_valloc(size: usize) -> *mut c_void {
-        goalloc_valloc(size)
+        // SAFETY: the aligned allocations ask nothing of the caller.
+        unsafe { goalloc_valloc(size) }
     }
 
     #[no_mangle]
     #[link_section = ".text.__libc_pvalloc"]
     pub unsafe extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
-        goalloc_pvalloc(size)
+        // SAFETY: the aligned allocations ask nothing of the caller.
+        unsafe { goalloc_pvalloc(size) }
     }
 
     /// Releases free memory; returns 1 when something was released (glibc's contract).
@@ -484,7 +583,8 @@ mod libc_names {
             set_errno(libc::EINVAL);
             return -1;
         }
-        crate::report::write_malloc_info(stream);
+        // SAFETY: `stream` is not null, and the caller passes an open stream.
+        unsafe { crate::report::write_malloc_info(stream) };
         0
     }
 }
@@ -494,6 +594,11 @@ mod libc_names {
 /// `operator new` that cannot allocate calls the program's new-handler and retries, as the
 /// standard requires; without one it throws `std::bad_alloc` through libstdc++'s
 /// `std::__throw_bad_alloc`, both found with `dlsym` so that C programs need no libstdc++.
+///
+/// # Safety
+/// The `new` operators ask nothing of their callers; each `delete` takes null or an object
+/// of the matching `new`, not used again, and a sized one the size (and alignment) given
+/// to that `new`.
 #[cfg(feature = "c-api")]
 mod cxx {
     use super::*;
@@ -501,8 +606,9 @@ mod cxx {
 
     type Handler = Option<unsafe extern "C" fn()>;
 
-    unsafe fn lookup(name: &core::ffi::CStr) -> *mut c_void {
-        libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr())
+    fn lookup(name: &core::ffi::CStr) -> *mut c_void {
+        // SAFETY: dlsym reads the NUL-terminated name and nothing else of ours.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
     }
 
     /// One allocation attempt for `new_loop` (`align` is 1 for the forms without
@@ -510,10 +616,13 @@ mod cxx {
     /// alignment takes `align` bytes, whose class has that alignment, as
     /// `delete_aligned_sized` assumes.
     unsafe extern "C" fn try_alloc(size: usize, align: usize) -> *mut c_void {
-        if align <= 16 {
-            crate::malloc(size.max(align)) as *mut c_void
-        } else {
-            crate::aligned_alloc(align, size) as *mut c_void
+        // SAFETY: malloc and aligned_alloc ask nothing of the caller.
+        unsafe {
+            if align <= 16 {
+                crate::malloc(size.max(align)) as *mut c_void
+            } else {
+                crate::aligned_alloc(align, size) as *mut c_void
+            }
         }
     }
 
@@ -523,8 +632,13 @@ mod cxx {
         if get.is_null() {
             return ptr::null_mut();
         }
-        let get: unsafe extern "C" fn() -> Handler = core::mem::transmute(get);
-        match get() {
+        // SAFETY: the symbol is libstdc++'s `std::get_new_handler()`, a C++ function of
+        // no arguments that returns the handler, a plain function pointer or null.
+        let handler = unsafe {
+            let get: unsafe extern "C" fn() -> Handler = core::mem::transmute(get);
+            get()
+        };
+        match handler {
             Some(h) => h as *mut c_void,
             None => ptr::null_mut(),
         }
@@ -645,10 +759,14 @@ mod cxx {
     /// The sized delete of an object from `try_alloc(size, align)`, naming `call`.
     #[inline(always)]
     unsafe fn delete_aligned_sized(p: *mut c_void, size: usize, align: usize, call: &'static str) {
-        if align <= 16 {
-            crate::free_sized_as(p as *mut u8, size.max(align), call)
-        } else {
-            crate::free_aligned_sized_as(p as *mut u8, align, size, call)
+        // SAFETY: the caller passes null or a live object of `try_alloc(size, align)`,
+        // which took `size.max(align)` bytes from malloc for small alignments.
+        unsafe {
+            if align <= 16 {
+                crate::free_sized_as(p as *mut u8, size.max(align), call)
+            } else {
+                crate::free_aligned_sized_as(p as *mut u8, align, size, call)
+            }
         }
     }
 
@@ -694,44 +812,52 @@ mod cxx {
     #[no_mangle]
     #[link_section = ".text._ZdlPv"]
     pub unsafe extern "C" fn _ZdlPv(p: *mut c_void) {
-        crate::free_as(p as *mut u8, DELETE)
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, DELETE) }
     }
     #[no_mangle]
     #[link_section = ".text._ZdaPv"]
     pub unsafe extern "C" fn _ZdaPv(p: *mut c_void) {
-        crate::free_as(p as *mut u8, DELETE_ARRAY)
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, DELETE_ARRAY) }
     }
     #[no_mangle]
     #[link_section = ".text._ZdlPvRKSt9nothrow_t"]
     pub unsafe extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
-        crate::free_as(p as *mut u8, DELETE)
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, DELETE) }
     }
     #[no_mangle]
     #[link_section = ".text._ZdaPvRKSt9nothrow_t"]
     pub unsafe extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _: *const c_void) {
-        crate::free_as(p as *mut u8, DELETE_ARRAY)
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, DELETE_ARRAY) }
     }
     // sized delete: the size finds the class without the page map
     #[no_mangle]
     #[link_section = ".text._ZdlPvm"]
     pub unsafe extern "C" fn _ZdlPvm(p: *mut c_void, size: usize) {
-        crate::free_sized_as(p as *mut u8, size, DELETE)
+        // SAFETY: as free_sized requires, `p` is null or a live object of `size` bytes.
+        unsafe { crate::free_sized_as(p as *mut u8, size, DELETE) }
     }
     #[no_mangle]
     #[link_section = ".text._ZdaPvm"]
     pub unsafe extern "C" fn _ZdaPvm(p: *mut c_void, size: usize) {
-        crate::free_sized_as(p as *mut u8, size, DELETE_ARRAY)
+        // SAFETY: as free_sized requires, `p` is null or a live object of `size` bytes.
+        unsafe { crate::free_sized_as(p as *mut u8, size, DELETE_ARRAY) }
     }
     // aligned delete
     #[no_mangle]
     #[link_section = ".text._ZdlPvSt11align_val_t"]
     pub unsafe extern "C" fn _ZdlPvSt11align_val_t(p: *mut c_void, _align: usize) {
-        crate::free_as(p as *mut u8, DELETE)
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, DELETE) }
     }
     #[no_mangle]
     #[link_section = ".text._ZdaPvSt11align_val_t"]
     pub unsafe extern "C" fn _ZdaPvSt11align_val_t(p: *mut c_void, _align: usize) {
-        crate::free_as(p as *mut u8, DELETE_ARRAY)
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, DELETE_ARRAY) }
     }
     #[no_mangle]
     #[link_section = ".text._ZdlPvSt11align_val_tRKSt9nothrow_t"]
@@ -740,7 +866,8 @@ mod cxx {
         _align: usize,
         _: *const c_void,
     ) {
-        crate::free_as(p as *mut u8, DELETE)
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, DELETE) }
     }
     #[no_mangle]
     #[link_section = ".text._ZdaPvSt11align_val_tRKSt9nothrow_t"]
@@ -749,16 +876,19 @@ mod cxx {
         _align: usize,
         _: *const c_void,
     ) {
-        crate::free_as(p as *mut u8, DELETE_ARRAY)
+        // SAFETY: as free(3) requires, `p` is null or a live object of ours, not used again.
+        unsafe { crate::free_as(p as *mut u8, DELETE_ARRAY) }
     }
     #[no_mangle]
     #[link_section = ".text._ZdlPvmSt11align_val_t"]
     pub unsafe extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-        delete_aligned_sized(p, size, align, DELETE)
+        // SAFETY: as sized delete requires, `p` is null or from `new` of `size` and `align`.
+        unsafe { delete_aligned_sized(p, size, align, DELETE) }
     }
     #[no_mangle]
     #[link_section = ".text._ZdaPvmSt11align_val_t"]
     pub unsafe extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-        delete_aligned_sized(p, size, align, DELETE_ARRAY)
+        // SAFETY: as sized delete requires, `p` is null or from `new` of `size` and `align`.
+        unsafe { delete_aligned_sized(p, size, align, DELETE_ARRAY) }
     }
 }

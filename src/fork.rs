@@ -53,6 +53,10 @@
 //! outermost fork's handlers do the work. Signals are blocked while a handler takes or
 //! releases the locks, so the count and the locks always agree when a signal lands.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
+
 use crate::mcache;
 use crate::mcentral::CENTRAL;
 use crate::mheap::HEAP;
@@ -104,15 +108,18 @@ fn owned_by_caller() -> bool {
 
 /// Runs `f` with every signal blocked in the calling thread.
 fn without_signals(f: impl FnOnce()) {
-    // SAFETY: sigfillset and pthread_sigmask only read and write the local sets.
-    unsafe {
+    // SAFETY: a zeroed sigset_t is a valid (empty) set; sigfillset and pthread_sigmask
+    // only read and write the local sets.
+    let old = unsafe {
         let mut all: libc::sigset_t = core::mem::zeroed();
         let mut old: libc::sigset_t = core::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        f();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
-    }
+        old
+    };
+    f();
+    // SAFETY: restores the mask saved above from a local set.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
 }
 
 extern "C" fn prepare() {

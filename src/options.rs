@@ -10,6 +10,10 @@
 //! entry point it comes from: a program whose first call is a bad `free` gets the
 //! `GOALLOC_INVALID_FREE` it asked for, and `GOALLOC_VERBOSE` prints for it.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
+
 use crate::os;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -94,115 +98,121 @@ pub const STATS_OFF: u64 = 0;
 pub const STATS_TEXT: u64 = 1;
 pub const STATS_JSON: u64 = 2;
 
-/// Index of each option in `OPTIONS`.
-pub const SCAVENGE: usize = 0;
-pub const SCAVENGE_DELAY_MS: usize = 1;
-pub const MADVISE: usize = 2;
-pub const INVALID_FREE: usize = 3;
-pub const CHECK: usize = 4;
-pub const STATS: usize = 5;
-pub const STATS_FILE: usize = 6;
-pub const VERBOSE: usize = 7;
-pub const PROFILE: usize = 8;
-pub const PROFILE_RATE: usize = 9;
-pub const PROFILE_SIGNAL: usize = 10;
-const NUM_OPTIONS: usize = 11;
+/// Declares `Opt`, an option per variant named as its variable without `GOALLOC_`, and
+/// `OPTIONS`, their rows in the same order, each row's `name` made from its variant: a
+/// variant cannot name another option's row, so there are no indexes to get wrong.
+macro_rules! options {
+    ($($opt:ident { $($field:ident: $value:expr,)* })*) => {
+        /// An option, named as its variable without `GOALLOC_`: `get(SCAVENGE)` is
+        /// `GOALLOC_SCAVENGE`'s value, and `OPTIONS[SCAVENGE as usize]` its row.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        pub enum Opt {
+            $($opt,)*
+        }
+
+        pub use Opt::*;
+
+        impl Opt {
+            /// Every option, in the table's order.
+            pub const ALL: [Opt; NUM_OPTIONS] = [$(Opt::$opt),*];
+        }
+
+        const NUM_OPTIONS: usize = [$(Opt::$opt),*].len();
+
+        /// The table of options, in `Opt`'s order.
+        pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [$(
+            OptionDef {
+                name: concat!("GOALLOC_", stringify!($opt)),
+                $($field: $value,)*
+            },
+        )*];
+    };
+}
 
 fn parse_text(_: &[u8]) -> Option<u64> {
     Some(1)
 }
 
-/// The table of options.
-pub static OPTIONS: [OptionDef; NUM_OPTIONS] = [
-    OptionDef {
-        name: "GOALLOC_SCAVENGE",
+options! {
+    SCAVENGE {
         default: 1,
         default_text: "1",
         help: "1: a background thread returns idle free pages to the OS; 0: only malloc_trim does",
         values: BOOL_VALUES,
         parse: parse_bool,
-    },
-    OptionDef {
-        name: "GOALLOC_SCAVENGE_DELAY_MS",
+    }
+    SCAVENGE_DELAY_MS {
         default: 1000,
         default_text: "1000",
         help: "milliseconds a free page must stay unused before the scavenger may release it",
         values: "a whole number of milliseconds",
         parse: parse_u64,
-    },
-    OptionDef {
-        name: "GOALLOC_MADVISE",
+    }
+    MADVISE {
         default: MADVISE_DONTNEED,
         default_text: "dontneed",
         help: "dontneed: released pages leave RSS at once and read as zero; free: MADV_FREE, the kernel takes them under pressure",
         values: "dontneed, free",
         parse: parse_madvise,
-    },
-    OptionDef {
-        name: "GOALLOC_INVALID_FREE",
+    }
+    INVALID_FREE {
         default: INVALID_ABORT,
         default_text: "abort",
         help: "what a bad pointer passed to free, realloc or malloc_usable_size gets: abort (a goalloc: line, then abort()), warn (the line, and the call does nothing), ignore",
         values: "abort, warn, ignore",
         parse: parse_invalid,
-    },
-    OptionDef {
-        name: "GOALLOC_CHECK",
+    }
+    CHECK {
         default: 0,
         default_text: "0",
         help: "1: checked mode: every double free and every write to freed memory is detected, at a large cost in speed",
         values: BOOL_VALUES,
         parse: parse_bool,
-    },
-    OptionDef {
-        name: "GOALLOC_STATS",
+    }
+    STATS {
         default: 0,
         default_text: "0",
         help: "1 (or text): print a report at exit: the program and its pid, every figure of goalloc_mem_stats, peak RSS, a row per size class in use; json: the same as one JSON object on one line",
         values: "0, 1, text, json, no, yes, false, true, off, on",
         parse: parse_stats,
-    },
-    OptionDef {
-        name: "GOALLOC_STATS_FILE",
+    }
+    STATS_FILE {
         default: 0,
         default_text: "stderr",
         help: "the file GOALLOC_STATS appends its report to: %p stands for the pid, a relative name is taken from the directory the program started in; one warning when it cannot be opened (the report then goes to stderr)",
         values: "a file name",
         parse: parse_text,
-    },
-    OptionDef {
-        name: "GOALLOC_VERBOSE",
+    }
+    VERBOSE {
         default: 0,
         default_text: "0",
         help: "1: print goalloc's version, the file it was loaded from and the effective options at start",
         values: BOOL_VALUES,
         parse: parse_bool,
-    },
-    OptionDef {
-        name: "GOALLOC_PROFILE",
+    }
+    PROFILE {
         default: 0,
         default_text: "off",
         help: "heap profiling: the file the profile goes to at exit (gperftools' heap format, for pprof); %p in it is the process id",
         values: "a file name",
         parse: parse_text,
-    },
-    OptionDef {
-        name: "GOALLOC_PROFILE_RATE",
+    }
+    PROFILE_RATE {
         default: 524288,
         default_text: "524288",
         help: "with GOALLOC_PROFILE: the mean number of bytes allocated between two samples (Go's MemProfileRate); 0: no samples",
         values: "a whole number of bytes",
         parse: parse_u64,
-    },
-    OptionDef {
-        name: "GOALLOC_PROFILE_SIGNAL",
+    }
+    PROFILE_SIGNAL {
         default: 0,
         default_text: "0",
         help: "with GOALLOC_PROFILE: a signal number (e.g. 12 for SIGUSR2) on which the profile is written; 0: none",
         values: "a signal number",
         parse: parse_u64,
-    },
-];
+    }
+}
 
 static VALUES: [AtomicU64; NUM_OPTIONS] = [const { AtomicU64::new(0) }; NUM_OPTIONS];
 /// Every value is stored. Threads that race to load all store the same values (the
@@ -219,8 +229,8 @@ extern "C" {
 /// The value of `name` in the environment, without allocating.
 fn getenv(name: &str) -> Option<&'static [u8]> {
     // SAFETY: environ is a null-terminated array of NUL-terminated strings that the
-    // program does not free while we read it (we read it when the options load, and for
-    // GOALLOC_STATS_FILE at exit).
+    // program does not free while we read it (we read it when the options load, and the
+    // text options, GOALLOC_STATS_FILE and GOALLOC_PROFILE, at start and at exit).
     unsafe {
         let mut e = environ;
         if e.is_null() {
@@ -423,16 +433,24 @@ fn load_slow() {
     }
 }
 
-/// The text of a text option (`GOALLOC_STATS_FILE`) as the environment gives it now.
-pub fn text(i: usize) -> Option<&'static [u8]> {
-    getenv(OPTIONS[i].name)
+/// The text of a text option (`GOALLOC_STATS_FILE`, `GOALLOC_PROFILE`) as the environment
+/// gives it now.
+pub fn text(opt: Opt) -> Option<&'static [u8]> {
+    getenv(opt.def().name)
 }
 
-/// The value of option `i`; the first call loads them all.
+/// The value of `opt`; the first call loads them all.
 #[inline]
-pub fn get(i: usize) -> u64 {
+pub fn get(opt: Opt) -> u64 {
     load();
-    VALUES[i].load(Ordering::Relaxed)
+    VALUES[opt as usize].load(Ordering::Relaxed)
+}
+
+impl Opt {
+    /// The option's row of `OPTIONS`.
+    pub fn def(self) -> &'static OptionDef {
+        &OPTIONS[self as usize]
+    }
 }
 
 #[cfg(test)]
@@ -461,7 +479,7 @@ mod tests {
             assert!(o.name.starts_with("GOALLOC_"));
             assert!(!o.help.is_empty());
             assert!(!o.values.is_empty());
-            if i != STATS_FILE && i != PROFILE {
+            if i != STATS_FILE as usize && i != PROFILE as usize {
                 assert_eq!(
                     parse(o, o.default_text.as_bytes()),
                     Some(o.default),
@@ -473,6 +491,23 @@ mod tests {
     }
 
     #[test]
+    fn every_option_is_its_own_row() {
+        // `get(opt)` reads `VALUES[opt as usize]`, which `load` fills from row `opt as
+        // usize`: that row must be the option's own, named as the variant is.
+        assert_eq!(Opt::ALL.len(), OPTIONS.len());
+        for (i, &o) in Opt::ALL.iter().enumerate() {
+            assert_eq!(o as usize, i);
+            assert_eq!(o.def().name, format!("GOALLOC_{o:?}"));
+        }
+        assert_eq!(PROFILE_RATE.def().name, "GOALLOC_PROFILE_RATE");
+        assert_eq!(SCAVENGE_DELAY_MS.def().default, 1000);
+        let mut names: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), OPTIONS.len());
+    }
+
+    #[test]
     fn values_forgive_case_and_blanks() {
         for (yes, no) in [("1", "0"), ("yes", "no"), ("true", "false"), ("on", "off")] {
             for (y, n) in [
@@ -480,34 +515,28 @@ mod tests {
                 (yes.to_uppercase(), no.to_uppercase()),
                 (format!(" {yes}\t"), format!("{no} ")),
             ] {
-                for i in [SCAVENGE, CHECK, STATS, VERBOSE] {
-                    assert_eq!(parse(&OPTIONS[i], y.as_bytes()), Some(1), "{y}");
-                    assert_eq!(parse(&OPTIONS[i], n.as_bytes()), Some(0), "{n}");
+                for o in [SCAVENGE, CHECK, STATS, VERBOSE] {
+                    assert_eq!(parse(o.def(), y.as_bytes()), Some(1), "{y}");
+                    assert_eq!(parse(o.def(), n.as_bytes()), Some(0), "{n}");
                 }
             }
         }
-        assert_eq!(parse(&OPTIONS[INVALID_FREE], b"Warn"), Some(INVALID_WARN));
-        assert_eq!(
-            parse(&OPTIONS[INVALID_FREE], b"IGNORE"),
-            Some(INVALID_IGNORE)
-        );
-        assert_eq!(parse(&OPTIONS[MADVISE], b"FREE"), Some(MADVISE_FREE));
-        assert_eq!(
-            parse(&OPTIONS[MADVISE], b"DontNeed"),
-            Some(MADVISE_DONTNEED)
-        );
-        assert_eq!(parse(&OPTIONS[STATS], b"JSON"), Some(STATS_JSON));
-        assert_eq!(parse(&OPTIONS[SCAVENGE_DELAY_MS], b" 250 "), Some(250));
-        assert_eq!(parse(&OPTIONS[SCAVENGE], b"enabled"), None);
-        assert_eq!(parse(&OPTIONS[SCAVENGE], b""), None);
+        assert_eq!(parse(INVALID_FREE.def(), b"Warn"), Some(INVALID_WARN));
+        assert_eq!(parse(INVALID_FREE.def(), b"IGNORE"), Some(INVALID_IGNORE));
+        assert_eq!(parse(MADVISE.def(), b"FREE"), Some(MADVISE_FREE));
+        assert_eq!(parse(MADVISE.def(), b"DontNeed"), Some(MADVISE_DONTNEED));
+        assert_eq!(parse(STATS.def(), b"JSON"), Some(STATS_JSON));
+        assert_eq!(parse(SCAVENGE_DELAY_MS.def(), b" 250 "), Some(250));
+        assert_eq!(parse(SCAVENGE.def(), b"enabled"), None);
+        assert_eq!(parse(SCAVENGE.def(), b""), None);
     }
 
     #[test]
     fn warnings_list_every_word_an_option_takes() {
-        let listed = |i: usize, w: &str| OPTIONS[i].values.split(", ").any(|v| v == w);
+        let listed = |o: Opt, w: &str| o.def().values.split(", ").any(|v| v == w);
         for (w, _) in BOOL_WORDS {
-            for i in [SCAVENGE, CHECK, STATS, VERBOSE] {
-                assert!(listed(i, w), "{w} in {}", OPTIONS[i].values);
+            for o in [SCAVENGE, CHECK, STATS, VERBOSE] {
+                assert!(listed(o, w), "{w} in {}", o.def().values);
             }
         }
         for (w, _) in MADVISE_WORDS {
@@ -519,7 +548,7 @@ mod tests {
         for (w, _) in STATS_WORDS {
             assert!(listed(STATS, w));
         }
-        assert_eq!(OPTIONS[SCAVENGE].values, BOOL_VALUES);
+        assert_eq!(SCAVENGE.def().values, BOOL_VALUES);
         let bool_list: Vec<&str> = BOOL_WORDS.iter().map(|(w, _)| *w).collect();
         assert_eq!(BOOL_VALUES, bool_list.join(", "));
     }

@@ -19,9 +19,10 @@
 //!   records its bucket (`MSpan::sample`), and `free` finds it through the page map's
 //!   slow path, which every Large span takes anyway. Plain `free` pays nothing, and a
 //!   sized free (`free_sized`, C++ sized `delete`, Rust's `dealloc`) takes the page map
-//!   when profiling is on (`SIZED_FREE_LIMIT`). A sampled object costs a page of memory
-//!   (about 1.6% of what is sampled at the default rate) and counts in the statistics
-//!   as a large object.
+//!   when profiling is on (`SIZED_FREE_LIMIT`). A sampled object costs a page of memory,
+//!   so profiling adds about one page per `GOALLOC_PROFILE_RATE` bytes allocated (8 KiB
+//!   per 512 KiB, 1.6%, at the default rate), and it counts in the statistics as a large
+//!   object.
 //! - **Large objects** (and aligned ones above a page) are counted in bytes against a
 //!   per-thread countdown when their span is allocated.
 //!
@@ -49,6 +50,10 @@
 //! as taken; `heap_v2/RATE` tells pprof to scale each line by `1 / (1 - exp(-avg / RATE))`
 //! (avg: the line's bytes per object), as Go scales its own. The profile is written at
 //! exit, by `goalloc_profile_dump` (`dump`), and on `GOALLOC_PROFILE_SIGNAL`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
 
 use crate::mheap::HEAP;
 use crate::options;
@@ -87,8 +92,12 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Reads the options. Called once from `crate::init`, after `options::load`.
+/// Reads the options. Called from `crate::init`, after `options::load`: once, or again
+/// after an initialisation that failed, when it does nothing more once enabled.
 pub fn init() {
+    if ENABLED.load(Ordering::Acquire) {
+        return;
+    }
     let Some(path) = options::text(options::PROFILE) else {
         return;
     };
@@ -96,7 +105,8 @@ pub fn init() {
     if path.is_empty() || rate == 0 {
         return;
     }
-    // SAFETY: init runs once, before ENABLED is set; nothing else reads PATH until then.
+    // SAFETY: only the one thread that initialises runs this, before ENABLED is set;
+    // nothing reads PATH until it is.
     unsafe {
         let buf = PATH.get();
         let n = path.len().min(buf.len() - 1);
@@ -225,10 +235,14 @@ fn bucket_bytes(depth: usize) -> usize {
 /// # Safety
 /// `b` is a bucket of the table, which `LOCK` guards (or the caller's own table).
 unsafe fn frames<'a>(b: *const Bucket) -> &'a [usize] {
-    core::slice::from_raw_parts(
-        ptr::addr_of!((*b).stack) as *const usize,
-        (*b).depth as usize,
-    )
+    // SAFETY: the bucket's header and its first `depth` frames are mapped and were
+    // written when it was made, and buckets are never freed nor their frames changed.
+    unsafe {
+        core::slice::from_raw_parts(
+            ptr::addr_of!((*b).stack) as *const usize,
+            (*b).depth as usize,
+        )
+    }
 }
 
 fn hash(stack: &[usize], size: usize) -> u64 {
@@ -241,12 +255,20 @@ fn hash(stack: &[usize], size: usize) -> u64 {
 }
 
 impl Table {
-    /// Bucket `n`, which exists.
+    /// Bucket `n`.
+    ///
+    /// # Safety
+    /// `n < self.nbuckets`.
     unsafe fn bucket(&self, n: usize) -> *mut Bucket {
-        *self.dir[n / DIR_CHUNK].add(n % DIR_CHUNK)
+        // SAFETY: bucket n was made, so its directory chunk is mapped and holds it.
+        unsafe { *self.dir[n / DIR_CHUNK].add(n % DIR_CHUNK) }
     }
 
     /// The number of the bucket of (stack, size), made when new; None when out of memory.
+    ///
+    /// # Safety
+    /// The table's pointers are its own (null or mapped by it): `&mut self` is the table
+    /// under `LOCK`, or a test's own.
     unsafe fn find_or_add(&mut self, stack: &[usize], size: usize) -> Option<usize> {
         if self.heads.is_null() {
             let bytes = (1 << HASH_BITS) * 4;
@@ -257,14 +279,22 @@ impl Table {
             self.sys += bytes;
         }
         let h = hash(stack, size);
-        let head = self.heads.add(h as usize & ((1 << HASH_BITS) - 1));
-        let mut n = *head;
-        while n != 0 {
-            let b = self.bucket(n as usize - 1);
-            if (*b).hash == h && (*b).size == size && frames(b) == stack {
-                return Some(n as usize - 1);
+        // SAFETY: `heads` has `1 << HASH_BITS` entries; each chain links only buckets
+        // that were made (numbers + 1 below `nbuckets` + 1), whose headers are mapped.
+        let (head, found) = unsafe {
+            let head = self.heads.add(h as usize & ((1 << HASH_BITS) - 1));
+            let mut n = *head;
+            while n != 0 {
+                let b = self.bucket(n as usize - 1);
+                if (*b).hash == h && (*b).size == size && frames(b) == stack {
+                    break;
+                }
+                n = (*b).next;
             }
-            n = (*b).next;
+            (head, n)
+        };
+        if found != 0 {
+            return Some(found as usize - 1);
         }
         // A new bucket.
         let id = self.nbuckets;
@@ -291,19 +321,23 @@ impl Table {
             self.sys += ARENA_BYTES;
         }
         let b = self.arena as *mut Bucket;
-        self.arena = self.arena.add(need);
+        // SAFETY: the arena has `need` bytes left, fresh and zeroed, for the header and
+        // the stack's frames, which are all that is written (and ever read) of the
+        // bucket; `chunk` is mapped with room for DIR_CHUNK pointers; `head` is the
+        // chain head found above, with no bucket made since.
+        unsafe {
+            self.arena = self.arena.add(need);
+            (*b).next = *head;
+            (*b).depth = stack.len() as u32;
+            (*b).hash = h;
+            (*b).size = size;
+            let frames = ptr::addr_of_mut!((*b).stack) as *mut usize;
+            ptr::copy_nonoverlapping(stack.as_ptr(), frames, stack.len());
+            *chunk.add(id % DIR_CHUNK) = b;
+            *head = id as u32 + 1;
+        }
         self.arena_left -= need;
-        // The memory is fresh and zeroed; only the header and the stack's frames are
-        // written (and ever read).
-        (*b).next = *head;
-        (*b).depth = stack.len() as u32;
-        (*b).hash = h;
-        (*b).size = size;
-        let frames = ptr::addr_of_mut!((*b).stack) as *mut usize;
-        ptr::copy_nonoverlapping(stack.as_ptr(), frames, stack.len());
-        *chunk.add(id % DIR_CHUNK) = b;
         self.nbuckets += 1;
-        *head = id as u32 + 1;
         Some(id)
     }
 }
@@ -367,11 +401,15 @@ pub unsafe fn record(s: *mut MSpan, size: usize) {
         return;
     }
     let old = lock();
-    // SAFETY: LOCK is held.
-    if let Some(id) = TABLE.get().find_or_add(&frames[..depth], size) {
-        let b = TABLE.get().bucket(id);
-        (*b).allocs += 1;
-        (*s).sample = id as u32 + 1;
+    // SAFETY: LOCK is held, so the table is ours; `id` was just found or made; the
+    // caller owns `s`.
+    unsafe {
+        let table = TABLE.get();
+        if let Some(id) = table.find_or_add(&frames[..depth], size) {
+            let b = table.bucket(id);
+            (*b).allocs += 1;
+            (*s).sample = id as u32 + 1;
+        }
     }
     unlock(old);
 }
@@ -383,10 +421,13 @@ pub unsafe fn record(s: *mut MSpan, size: usize) {
 #[cold]
 pub unsafe fn on_free(s: *mut MSpan) {
     let old = lock();
-    // SAFETY: LOCK is held; the bucket exists (buckets are never freed).
-    let b = TABLE.get().bucket((*s).sample as usize - 1);
-    (*b).frees += 1;
-    (*s).sample = 0;
+    // SAFETY: LOCK is held; the caller owns `s`, whose sample names a bucket that
+    // `record` made (buckets are never freed).
+    unsafe {
+        let b = TABLE.get().bucket((*s).sample as usize - 1);
+        (*b).frees += 1;
+        (*s).sample = 0;
+    }
     unlock(old);
 }
 
@@ -501,17 +542,24 @@ unsafe extern "C" fn find_own(
     _size: usize,
     data: *mut c_void,
 ) -> c_int {
-    let index = &mut *(data as *mut [usize; 2]);
+    // SAFETY: dl_iterate_phdr passes a valid `info`, whose `dlpi_phdr` has `dlpi_phnum`
+    // entries, and the `[usize; 2]` that `profile_ctor` lends it for the call.
+    let (index, phdrs, base) = unsafe {
+        let info = &*info;
+        (
+            &mut *(data as *mut [usize; 2]),
+            core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize),
+            info.dlpi_addr as usize,
+        )
+    };
     let addr = index[0];
     let first = index[1] == 0;
     index[1] += 1;
-    let info = &*info;
-    for i in 0..info.dlpi_phnum as usize {
-        let ph = &*info.dlpi_phdr.add(i);
+    for ph in phdrs {
         if ph.p_type != libc::PT_LOAD || ph.p_flags & libc::PF_X == 0 {
             continue;
         }
-        let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
+        let lo = base + ph.p_vaddr as usize;
         let hi = lo + ph.p_memsz as usize;
         if addr >= lo && addr < hi {
             if !first {
@@ -661,7 +709,11 @@ impl Write for Out {
 
 /// Writes the profile to `GOALLOC_PROFILE`'s path.
 pub fn dump_default() -> bool {
-    // SAFETY: PATH is written only by init, before ENABLED is set.
+    if !ENABLED.load(Ordering::Acquire) {
+        return false;
+    }
+    // SAFETY: init wrote PATH before it set ENABLED (Release), seen set above (Acquire),
+    // and nothing writes PATH again.
     let path = unsafe { &*PATH.as_ptr() };
     let n = path.iter().position(|&c| c == 0).unwrap_or(0);
     dump_bytes(&path[..n])

@@ -9,6 +9,10 @@
 //! names of `goalloc_mem_stats`, in the text report as in the JSON one, which is the same
 //! report as one object on one line.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
+
 use crate::options;
 use crate::os;
 use crate::sizeclass::NUM_CLASSES;
@@ -47,7 +51,8 @@ enum When {
     Now,
 }
 
-/// Where a report goes.
+/// Where a report goes: a file descriptor, or an open stream (`print_to_stream` and
+/// `write_malloc_info` are unsafe for that promise).
 enum Sink {
     Fd(i32),
     File(*mut libc::FILE),
@@ -547,7 +552,10 @@ pub fn print(format: Format) {
 
 /// `goalloc_stats_print`: the report to `stream`, or to stderr when it is null; false
 /// when the write failed.
-pub fn print_to_stream(stream: *mut libc::FILE, format: Format) -> bool {
+///
+/// # Safety
+/// `stream` is null or an open stream.
+pub unsafe fn print_to_stream(stream: *mut libc::FILE, format: Format) -> bool {
     let sink = if stream.is_null() {
         Sink::Fd(2)
     } else {
@@ -557,8 +565,11 @@ pub fn print_to_stream(stream: *mut libc::FILE, format: Format) -> bool {
 }
 
 /// `malloc_info`'s XML, in the shape glibc gives it.
+///
+/// # Safety
+/// `stream` is an open stream.
 #[cfg_attr(not(feature = "c-api"), allow(dead_code))]
-pub fn write_malloc_info(stream: *mut libc::FILE) {
+pub unsafe fn write_malloc_info(stream: *mut libc::FILE) {
     let st = stats::read();
     let mut out = Out::new(Sink::File(stream));
     let _ = (|| -> fmt::Result {

@@ -2,11 +2,15 @@
 //!
 //! The figures are exact whenever no other thread is inside the allocator (see `read`):
 //! objects in thread caches count as free, and every call on every thread, exited ones
-//! included, is counted. The fast path pays one decrement per small `malloc` (a memory
-//! `dec` in the thread's own cache, of the countdown that also paces the heap profile's
-//! samples); `free` pays nothing, since frees follow from mallocs and what is live. With
+//! included, is counted. The fast path pays one decrement per small `malloc` (of the
+//! countdown in the thread's own cache that also paces the heap profile's samples; on
+//! x86-64 one `dec` on memory); `free` pays nothing, since frees follow from mallocs and what is live. With
 //! `GOALLOC_PROFILE` on, a sampled small object has a span of its own and counts as a
 //! large object.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
 
 use crate::mcentral::CENTRAL;
 use crate::mheap::HEAP;

@@ -2,20 +2,24 @@
 //!
 //! Debian builds without frame pointers, so a stack is walked with the call-frame
 //! information (CFI) of `.eh_frame`. libgcc_s's `_Unwind_Backtrace` does that, but
-//! interprets each frame's CFI program again on every walk: about 1500 instructions a
-//! frame (callgrind, `pairs -S 32768` with GOALLOC_PROFILE: 17 650 instructions a sample).
-//! As libunwind's fast trace does, this module reduces a return address's CFI to the
-//! rule that almost all x86-64 code follows: the frame's canonical frame address (CFA) is
-//! RSP or RBP plus a constant, the return address is at a constant offset from it, and
-//! RBP is unchanged or saved at a constant offset. The rule of each address is computed
-//! once, from the FDE that libgcc's `_Unwind_Find_FDE` finds, and kept in `CACHE`; a walk
-//! is then a cache lookup and two or three loads a frame.
+//! interprets each frame's CFI program again on every walk, which made the walk most of
+//! what a sample costs (commit 4ca1474 has the callgrind figures). As libunwind's fast
+//! trace does, this module reduces a return address's CFI to the rule that almost all
+//! x86-64 code follows: the frame's canonical frame address (CFA) is RSP or RBP plus a
+//! constant, the return address is at a constant offset from it, and RBP is unchanged or
+//! saved at a constant offset. The rule of each address is computed once, from the FDE
+//! that libgcc's `_Unwind_Find_FDE` finds, and kept in `CACHE`; a walk is then a cache
+//! lookup and two or three loads a frame.
 //!
 //! A frame whose CFI says anything else (a CFA that is an expression or another register,
 //! a signal frame, an unknown instruction) has no rule: the caller then walks the stack
 //! with `_Unwind_Backtrace` instead. The cache is emptied when a shared object is
 //! unloaded (`dlpi_subs` changed), since another may later be loaded at its addresses.
 //! The rules are x86-64's; on other targets every walk is libgcc's.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
 // Only x86-64's `walk` uses the rules; the rest of the module stays compiled (and tested)
 // everywhere.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -110,7 +114,7 @@ static CACHE: [Entry; CACHE_SIZE] = [const {
 static SUBS: AtomicU64 = AtomicU64::new(0);
 
 fn home(ip: usize) -> usize {
-    (ip as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> (64 - 14)
+    (ip as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> (64 - CACHE_SIZE.trailing_zeros())
 }
 
 fn lookup(ip: usize) -> Option<Rule> {
@@ -171,36 +175,50 @@ pub fn check_unloads() {
 
 // ---- reading the CFI ----------------------------------------------------------------
 
-/// A cursor over CFI bytes. Its methods read only within `p..end`, which the caller
-/// makes a range of a loaded object's `.eh_frame` (a CIE or an FDE, by its length).
+/// A cursor over CFI bytes, a range of a loaded object's `.eh_frame` (a CIE or an FDE,
+/// by its length). Invariant: `p..end` is readable (`new` is promised so), and `p`
+/// moves only forward up to `end` (its methods read only below `end` and never move `p`
+/// past it) or back to where it was.
 struct Reader {
     p: *const u8,
     end: *const u8,
 }
 
 impl Reader {
-    unsafe fn u8(&mut self) -> Option<u8> {
+    /// # Safety
+    /// `p..end` is readable memory for as long as the reader is used.
+    unsafe fn new(p: *const u8, end: *const u8) -> Reader {
+        Reader { p, end }
+    }
+
+    fn u8(&mut self) -> Option<u8> {
         if self.p >= self.end {
             return None;
         }
-        let v = *self.p;
-        self.p = self.p.add(1);
-        Some(v)
+        // SAFETY: `p < end`, inside the readable range.
+        unsafe {
+            let v = *self.p;
+            self.p = self.p.add(1);
+            Some(v)
+        }
     }
 
-    unsafe fn fixed(&mut self, n: usize) -> Option<u64> {
+    fn fixed(&mut self, n: usize) -> Option<u64> {
         if (self.end as usize).saturating_sub(self.p as usize) < n {
             return None;
         }
         let mut v = 0u64;
-        for i in 0..n {
-            v |= (*self.p.add(i) as u64) << (8 * i);
+        // SAFETY: `p + n <= end`, inside the readable range.
+        unsafe {
+            for i in 0..n {
+                v |= (*self.p.add(i) as u64) << (8 * i);
+            }
+            self.p = self.p.add(n);
         }
-        self.p = self.p.add(n);
         Some(v)
     }
 
-    unsafe fn uleb(&mut self) -> Option<u64> {
+    fn uleb(&mut self) -> Option<u64> {
         let mut v = 0u64;
         let mut shift = 0;
         loop {
@@ -215,7 +233,7 @@ impl Reader {
         }
     }
 
-    unsafe fn sleb(&mut self) -> Option<i64> {
+    fn sleb(&mut self) -> Option<i64> {
         let mut v = 0i64;
         let mut shift = 0;
         loop {
@@ -234,14 +252,14 @@ impl Reader {
     }
 
     /// Skips a pointer of DW_EH_PE encoding `enc`.
-    unsafe fn skip_encoded(&mut self, enc: u8) -> Option<()> {
+    fn skip_encoded(&mut self, enc: u8) -> Option<()> {
         if enc == 0xff {
             return Some(());
         }
         if enc & 0x70 == 0x50 {
             // aligned
             let a = (self.p as usize).next_multiple_of(8);
-            self.p = a as *const u8;
+            self.skip((a - self.p as usize) as u64)?;
         }
         match enc & 0x0f {
             0x00 | 0x04 | 0x0c => self.fixed(8).map(drop),
@@ -253,11 +271,12 @@ impl Reader {
         }
     }
 
-    unsafe fn skip(&mut self, n: u64) -> Option<()> {
-        if (self.end as usize).saturating_sub(self.p as usize) < n as usize {
+    fn skip(&mut self, n: u64) -> Option<()> {
+        if ((self.end as usize).saturating_sub(self.p as usize) as u64) < n {
             return None;
         }
-        self.p = self.p.add(n as usize);
+        // SAFETY: `p + n <= end`: still inside the range.
+        self.p = unsafe { self.p.add(n as usize) };
         Some(())
     }
 }
@@ -297,7 +316,7 @@ fn set(row: &mut Row, reg: u64, r: Reg) {
 
 /// Runs the CFA program `r` from `row`, for code at `pc`, starting at location `loc`;
 /// `initial` is the CIE's row (for restore). Stops at the first row past `pc`.
-unsafe fn run(
+fn run(
     r: &mut Reader,
     row: &mut Row,
     initial: &Row,
@@ -444,32 +463,40 @@ unsafe fn compute(find: FindFde, pc: usize) -> Option<Rule> {
         dbase: core::ptr::null_mut(),
         func: core::ptr::null_mut(),
     };
-    let fde = find(pc as *mut c_void, &mut bases);
+    // SAFETY: `find` is libgcc's (the caller's promise), which takes any address.
+    let fde = unsafe { find(pc as *mut c_void, &mut bases) };
     if fde.is_null() {
         return None;
     }
-    let fde_len = (fde as *const u32).read_unaligned() as usize;
-    if fde_len == 0 || fde_len == 0xffff_ffff {
-        return None;
-    }
-    let cie_ptr = (fde.add(4) as *const u32).read_unaligned() as usize;
-    let cie = fde.add(4).sub(cie_ptr);
-    let cie_len = (cie as *const u32).read_unaligned() as usize;
-    if cie_len == 0 || cie_len == 0xffff_ffff {
-        return None;
-    }
-    // The CIE.
-    let mut r = Reader {
-        p: cie.add(8),
-        end: cie.add(4 + cie_len),
+    // SAFETY: an FDE that libgcc found lies in a loaded object's `.eh_frame`: its length
+    // word and CIE offset are readable, the offset leads back to its CIE in the same
+    // section, and each record spans the length in its first word (the 64-bit form,
+    // length 0xffffffff, is refused).
+    let (mut r, mut f) = unsafe {
+        let fde_len = (fde as *const u32).read_unaligned() as usize;
+        if fde_len == 0 || fde_len == 0xffff_ffff {
+            return None;
+        }
+        let cie_ptr = (fde.add(4) as *const u32).read_unaligned() as usize;
+        let cie = fde.add(4).sub(cie_ptr);
+        let cie_len = (cie as *const u32).read_unaligned() as usize;
+        if cie_len == 0 || cie_len == 0xffff_ffff {
+            return None;
+        }
+        (
+            Reader::new(cie.add(8), cie.add(4 + cie_len)),
+            Reader::new(fde.add(8), fde.add(4 + fde_len)),
+        )
     };
+    // The CIE.
     let version = r.u8()?;
     let aug_start = r.p;
     let mut aug_len = 0;
     while r.u8()? != 0 {
         aug_len += 1;
     }
-    let aug = core::slice::from_raw_parts(aug_start, aug_len);
+    // SAFETY: `r.u8` just read these `aug_len` bytes, inside the CIE.
+    let aug = unsafe { core::slice::from_raw_parts(aug_start, aug_len) };
     let code_align = r.uleb()?;
     let data_align = r.sleb()?;
     let ra_reg = if version == 1 {
@@ -487,7 +514,10 @@ unsafe fn compute(find: FindFde, pc: usize) -> Option<Rule> {
             return None;
         }
         let len = r.uleb()?;
-        let data_end = r.p.add(len as usize);
+        let data_start = r.p;
+        r.skip(len)?;
+        let data_end = r.p;
+        r.p = data_start;
         for &c in &aug[1..] {
             match c {
                 b'R' => fde_enc = r.u8()?,
@@ -523,10 +553,6 @@ unsafe fn compute(find: FindFde, pc: usize) -> Option<Rule> {
     )?;
     let initial = row;
     // The FDE.
-    let mut f = Reader {
-        p: fde.add(8),
-        end: fde.add(4 + fde_len),
-    };
     f.skip_encoded(fde_enc)?;
     f.skip_encoded(fde_enc & 0x0f)?;
     if z {
@@ -573,7 +599,8 @@ unsafe fn rule(find: FindFde, ip: usize, first: bool) -> Option<Rule> {
     if let Some(r) = lookup(ip) {
         return Some(r);
     }
-    let r = compute(find, if first { ip } else { ip - 1 })?;
+    // SAFETY: `find` is libgcc's, as the caller promises.
+    let r = unsafe { compute(find, if first { ip } else { ip - 1 }) }?;
     insert(ip, r);
     Some(r)
 }
@@ -602,7 +629,8 @@ pub unsafe fn walk(find: FindFde, mut f: impl FnMut(usize) -> bool) -> bool {
     let (mut ip, mut sp, mut bp): (usize, usize, usize);
     // SAFETY: reads three registers; the address is this function's own code, whose CFI
     // describes the frame as it is here (the asm does not move the stack pointer).
-    core::arch::asm!(
+    unsafe {
+        core::arch::asm!(
         "lea {ip}, [rip]",
         "mov {sp}, rsp",
         "mov {bp}, rbp",
@@ -610,10 +638,12 @@ pub unsafe fn walk(find: FindFde, mut f: impl FnMut(usize) -> bool) -> bool {
         sp = out(reg) sp,
         bp = out(reg) bp,
         options(nomem, nostack, preserves_flags),
-    );
+        )
+    };
     let mut first = true;
     loop {
-        let Some(r) = rule(find, ip, first) else {
+        // SAFETY: `find` is libgcc's, as the caller promises.
+        let Some(r) = (unsafe { rule(find, ip, first) }) else {
             return false;
         };
         if r.end {
@@ -625,12 +655,15 @@ pub unsafe fn walk(find: FindFde, mut f: impl FnMut(usize) -> bool) -> bool {
         if cfa <= sp || cfa - sp > 1 << 30 {
             return false;
         }
-        // The rule, from the frame's CFI, puts the return address (and RBP's save slot)
-        // in the caller's part of this thread's stack.
-        let ra = (cfa.wrapping_add(r.ra_off as isize as usize) as *const usize).read();
-        if let Some(o) = r.rbp_off {
-            bp = (cfa.wrapping_add(o as isize as usize) as *const usize).read();
-        }
+        // SAFETY: the rule, from the frame's CFI (correct, as the caller promises), puts
+        // the return address (and RBP's save slot) in the caller's part of this thread's
+        // stack, which lies within 1 GiB above `sp` (checked above).
+        let ra = unsafe {
+            if let Some(o) = r.rbp_off {
+                bp = (cfa.wrapping_add(o as isize as usize) as *const usize).read();
+            }
+            (cfa.wrapping_add(r.ra_off as isize as usize) as *const usize).read()
+        };
         sp = cfa;
         ip = ra;
         first = false;
@@ -739,17 +772,12 @@ mod tests {
     #[test]
     fn leb128() {
         let bytes = [0xe5u8, 0x8e, 0x26, 0x7f, 0x80, 0x7f];
-        let mut r = Reader {
-            p: bytes.as_ptr(),
-            // SAFETY: one past the end of `bytes`.
-            end: unsafe { bytes.as_ptr().add(bytes.len()) },
-        };
-        // SAFETY: the reader stays within `bytes`.
-        unsafe {
-            assert_eq!(r.uleb(), Some(624485));
-            assert_eq!(r.sleb(), Some(-1));
-            assert_eq!(r.sleb(), Some(-128));
-            assert_eq!(r.u8(), None);
-        }
+        let range = bytes.as_ptr_range();
+        // SAFETY: the range of `bytes`, which outlives the reader.
+        let mut r = unsafe { Reader::new(range.start, range.end) };
+        assert_eq!(r.uleb(), Some(624485));
+        assert_eq!(r.sleb(), Some(-1));
+        assert_eq!(r.sleb(), Some(-128));
+        assert_eq!(r.u8(), None);
     }
 }
