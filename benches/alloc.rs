@@ -5,7 +5,16 @@
 //! cargo bench --bench alloc -- 'pair/.*/64$' # a filter (a regex on group/allocator/size)
 //! ```
 //!
-//! Groups, each with one benchmark per allocator (`goalloc`, `system`):
+//! The same file is also a bench of benches/rust, whose `peers` feature (on by default
+//! there) adds the `mimalloc`, `snmalloc-rs` and `tikv-jemallocator` crates' allocators.
+//! goalloc's own build never depends on them:
+//!
+//! ```sh
+//! cargo bench --manifest-path benches/rust/Cargo.toml --bench alloc -- 'pair/.*/64$'
+//! ```
+//!
+//! Groups, each with one benchmark per allocator (`goalloc`, `system`, and with `peers`
+//! `mimalloc`, `snmalloc`, `jemalloc`):
 //! - `pair/SIZE`: `alloc` then `dealloc` of one object, for a representative set of size
 //!   classes (8 B .. 32 KiB) and large sizes (64 KiB, 1 MiB);
 //! - `batch32/SIZE`: 32 `alloc`s then 32 `dealloc`s, so that the free lists really turn;
@@ -122,6 +131,8 @@ impl SystemAlloc {
 }
 
 /// The allocators under test, as trait objects.
+// `peers` is a feature of benches/rust, which builds this file too; goalloc has none.
+#[allow(unexpected_cfgs)]
 fn allocators() -> Vec<(&'static str, &'static (dyn GlobalAlloc + Sync))> {
     static GO: GoAlloc = GoAlloc;
     static GLIBC: Glibc = Glibc;
@@ -130,7 +141,21 @@ fn allocators() -> Vec<(&'static str, &'static (dyn GlobalAlloc + Sync))> {
         SystemAlloc::Std => &System,
         SystemAlloc::Glibc => &GLIBC,
     };
-    vec![("goalloc", &GO), ("system", system)]
+    #[allow(unused_mut)]
+    let mut list: Vec<(&'static str, &'static (dyn GlobalAlloc + Sync))> =
+        vec![("goalloc", &GO), ("system", system)];
+    #[cfg(feature = "peers")]
+    {
+        static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+        static SNMALLOC: snmalloc_rs::SnMalloc = snmalloc_rs::SnMalloc;
+        static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+        list.extend([
+            ("mimalloc", &MIMALLOC as &'static (dyn GlobalAlloc + Sync)),
+            ("snmalloc", &SNMALLOC),
+            ("jemalloc", &JEMALLOC),
+        ]);
+    }
+    list
 }
 
 const PAIR_SIZES: &[usize] = &[

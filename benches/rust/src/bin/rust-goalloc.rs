@@ -1,0 +1,6 @@
+#[global_allocator]
+static A: goalloc::GoAlloc = goalloc::GoAlloc;
+
+fn main() {
+    goalloc_rust_bench::main("goalloc");
+}
