@@ -115,6 +115,14 @@ struct HeapInner {
     free: [MSpanList; NUM_FREE_LISTS],
     /// Bit n set when `free[n]` is not empty.
     nonempty: u128,
+    /// The scavenger's index: `resident_last[n]` is the last resident span of `free[n]`
+    /// (null when it has none). Resident spans go on the front of their list when freed,
+    /// so this is the one that has waited longest, and choosing what to release looks at
+    /// one span per list, however many the heap holds. The order is by insertion, not by
+    /// `free_time`: a span that goes on a list with an older `free_time` (a cached span
+    /// sent to the lists, the rest of a split span) waits behind the ones already there,
+    /// for at most one idle delay, since they were all freed before it was inserted.
+    resident_last: [*mut MSpan; NUM_FREE_LISTS],
     spanalloc: FixAlloc,
     /// The bitmaps of Small spans (`MSpan::freebits`): `bitmaps[k]` hands out 2^k words.
     bitmaps: [FixAlloc; BITMAP_SIZES],
@@ -134,6 +142,9 @@ struct HeapInner {
     /// Records of arenas given back to the OS, cleared, for the next reservation.
     arena_pool: *mut HeapArena,
     stats: HeapStats,
+    /// Spans the last `take_for_release_locked` looked at (cached and free), so that tests
+    /// can check that choosing a chunk does not walk the heap.
+    take_visits: usize,
 }
 
 /// The one heap of the process.
@@ -142,6 +153,7 @@ pub static HEAP: MHeap = MHeap {
     inner: Guarded::new(HeapInner {
         free: [const { MSpanList::new() }; NUM_FREE_LISTS],
         nonempty: 0,
+        resident_last: [ptr::null_mut(); NUM_FREE_LISTS],
         releasing: MSpanList::new(),
         cache: [ptr::null_mut(); SPAN_CACHE_SLOTS],
         cache_len: 0,
@@ -170,6 +182,7 @@ pub static HEAP: MHeap = MHeap {
             large_pages_inuse: 0,
             large_pages_total: 0,
         },
+        take_visits: 0,
     }),
 };
 
@@ -239,10 +252,11 @@ impl MHeap {
         ok
     }
 
-    /// Releases one chunk of resident free pages: from the eligible span (freed at least
-    /// `min_age_ns` before `now`) with the highest address, at most `max_pages` pages
-    /// taken from its end, and with `to_goal` no more than the pages over the retained
-    /// goal. The `madvise` runs without the heap lock, on a span taken off the lists.
+    /// Releases one chunk of resident free pages: from the span that has waited longest
+    /// on the free lists (see `HeapInner::resident_last`), if it was freed at least
+    /// `min_age_ns` before `now`, at most `max_pages` pages taken from its end, and with
+    /// `to_goal` no more than the pages over the retained goal. The `madvise` runs without
+    /// the heap lock, on a span taken off the lists.
     pub fn scavenge_chunk(
         &self,
         now: u64,
@@ -353,19 +367,37 @@ impl HeapInner {
         self.spanalloc.alloc() as *mut MSpan
     }
 
-    /// Puts the free span `s` on its list; resident spans first, released ones last.
+    /// Puts the free span `s` on its list; resident spans first (newest first), released
+    /// ones last.
     unsafe fn insert_free(&mut self, s: *mut MSpan) {
         let i = list_index((*s).npages);
         if (*s).released {
             self.free[i].push_back(s);
         } else {
             self.free[i].push_front(s);
+            if self.resident_last[i].is_null() {
+                self.resident_last[i] = s;
+            }
         }
+        self.nonempty |= 1u128 << i;
+    }
+
+    /// Puts the resident free span `s` on its list as the oldest of its resident spans,
+    /// the next the scavenger looks at there.
+    unsafe fn insert_free_oldest(&mut self, s: *mut MSpan) {
+        debug_assert!(!(*s).released);
+        let i = list_index((*s).npages);
+        self.free[i].insert_after(self.resident_last[i], s);
+        self.resident_last[i] = s;
         self.nonempty |= 1u128 << i;
     }
 
     unsafe fn remove_free(&mut self, s: *mut MSpan) {
         let i = list_index((*s).npages);
+        if self.resident_last[i] == s {
+            // Resident spans come first: the one before is resident too, or there is none.
+            self.resident_last[i] = (*s).prev;
+        }
         self.free[i].remove(s);
         if self.free[i].is_empty() {
             self.nonempty &= !(1u128 << i);
@@ -927,9 +959,11 @@ impl HeapInner {
             return (ptr::null_mut(), 0);
         }
         let mut wait_ns = u64::MAX;
+        let mut visits = 0;
         // Cached spans idle for the delay go to the free lists, where they can be picked.
         let mut i = 0;
         while i < self.cache_len {
+            visits += 1;
             let age = now.saturating_sub((*self.cache[i]).free_time);
             if age >= min_age_ns {
                 self.uncache(i);
@@ -938,22 +972,27 @@ impl HeapInner {
                 i += 1;
             }
         }
+        // The oldest resident span of each list; of those old enough, the oldest.
         let mut best: *mut MSpan = ptr::null_mut();
-        for list in &self.free {
-            // Resident spans come first on each list.
-            let mut s = list.first;
-            while !s.is_null() && !(*s).released {
-                let age = now.saturating_sub((*s).free_time);
-                if age >= min_age_ns {
-                    if best.is_null() || (*s).start > (*best).start {
-                        best = s;
-                    }
-                } else {
-                    wait_ns = wait_ns.min(min_age_ns - age);
-                }
-                s = (*s).next;
+        let mut lists = self.nonempty;
+        while lists != 0 {
+            let s = self.resident_last[lists.trailing_zeros() as usize];
+            lists &= lists - 1;
+            if s.is_null() {
+                continue;
+            }
+            visits += 1;
+            let age = now.saturating_sub((*s).free_time);
+            if age < min_age_ns {
+                wait_ns = wait_ns.min(min_age_ns - age);
+            } else if best.is_null()
+                || (*s).free_time < (*best).free_time
+                || (*s).free_time == (*best).free_time && (*s).start > (*best).start
+            {
+                best = s;
             }
         }
+        self.take_visits = visits;
         if best.is_null() {
             return (
                 ptr::null_mut(),
@@ -963,10 +1002,10 @@ impl HeapInner {
         self.remove_free(best);
         let take = (*best).npages.min(max_pages).min(limit).max(1);
         if (*best).npages > take {
-            // Release the highest pages; the rest stays on the lists.
+            // Release the highest pages; the rest stays on the lists, still the oldest.
             let front = self.split_front(best, (*best).npages - take);
             if !front.is_null() {
-                self.insert_free(front);
+                self.insert_free_oldest(front);
             }
         }
         (*best).state = SpanState::Releasing;
@@ -1074,6 +1113,7 @@ impl HeapInner {
             );
             let mut s = list.first;
             let mut seen_released = false;
+            let mut last_resident: *mut MSpan = ptr::null_mut();
             while !s.is_null() {
                 let sp = &*s;
                 invariant_eq!(sp.state, SpanState::Free);
@@ -1081,6 +1121,9 @@ impl HeapInner {
                 invariant_eq!(list_index(sp.npages), i);
                 invariant!(!seen_released || sp.released, "resident spans come first");
                 seen_released |= sp.released;
+                if !sp.released {
+                    last_resident = s;
+                }
                 invariant_eq!(pagemap::span_of(sp.start), s);
                 invariant_eq!(pagemap::span_of(sp.end() - PAGE_SIZE), s);
                 for k in 1..sp.npages.saturating_sub(1) {
@@ -1103,6 +1146,7 @@ impl HeapInner {
                 }
                 s = sp.next;
             }
+            invariant_eq!(self.resident_last[i], last_resident, "scavenge index {i}");
         }
         invariant!(self.cache_len <= SPAN_CACHE_SLOTS);
         let mut cached = 0;
@@ -1319,5 +1363,123 @@ mod tests {
             HEAP.free_span(s);
             HEAP.validate();
         }
+    }
+    /// `2 * n` one-page Large spans from the heap; every other one is freed (not cached),
+    /// under one hold of the lock, so that `n` free spans lie between in-use ones and no
+    /// two of them merge. Returns the spans still in use.
+    fn fragmented_heap(n: usize) -> Vec<*mut MSpan> {
+        let spans: Vec<*mut MSpan> = (0..2 * n).map(|_| HEAP.alloc_span(1, 0)).collect();
+        assert!(spans.iter().all(|s| !s.is_null()));
+        HEAP.lock.lock();
+        // SAFETY: the heap lock is held; the spans were allocated above and are freed once.
+        unsafe {
+            let h = HEAP.inner();
+            for &s in spans.iter().step_by(2) {
+                h.free_span_locked(s, false);
+            }
+        }
+        HEAP.lock.unlock();
+        spans.into_iter().skip(1).step_by(2).collect()
+    }
+
+    fn free_all(spans: Vec<*mut MSpan>) {
+        for s in spans {
+            // SAFETY: each span is in use and freed once.
+            unsafe { HEAP.free_span(s) };
+        }
+    }
+
+    #[test]
+    fn choosing_a_chunk_does_not_walk_the_free_spans() {
+        assert!(crate::init());
+        let n = 4000;
+        let live = fragmented_heap(n);
+        HEAP.lock.lock();
+        // SAFETY: the heap lock is held; the span taken is put back in the same hold.
+        let visits = unsafe {
+            let h = HEAP.inner();
+            let (s, _) = h.take_for_release_locked(u64::MAX, 0, 1, false);
+            assert!(!s.is_null());
+            h.put_released_locked(s, false);
+            h.take_visits
+        };
+        HEAP.lock.unlock();
+        free_all(live);
+        HEAP.validate();
+        // Each free list's oldest resident span and the span cache, whatever the heap holds.
+        assert!(
+            visits <= NUM_FREE_LISTS + SPAN_CACHE_SLOTS,
+            "{visits} spans looked at with {n} free spans"
+        );
+    }
+
+    /// The longest hold of the heap lock while releasing a fragmented heap of 100,000 free
+    /// spans: by the scavenger (chunks of at most `CHUNK_PAGES`, to no goal) and by
+    /// `release_all` (the same sections, as `scavenge_chunk` runs them, timed one by one).
+    /// A measurement, not a check: run it alone,
+    /// `cargo test --release --lib mheap::tests::lock_hold -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn lock_hold_releasing_a_fragmented_heap() {
+        use std::time::Instant;
+        assert!(crate::init());
+        let n = 100_000;
+        let live = fragmented_heap(n);
+        let mode = os::ReleaseMode::DontNeed;
+        let mut takes = Vec::with_capacity(n + 1);
+        let mut longest_put = 0u128;
+        let mut most_visits = 0;
+        let mut chunks = 0;
+        let t0 = Instant::now();
+        loop {
+            HEAP.lock.lock();
+            let t = Instant::now();
+            // SAFETY: the heap lock is held.
+            let (s, _) = unsafe {
+                HEAP.inner()
+                    .take_for_release_locked(0, 0, RELEASE_ALL_CHUNK_PAGES, false)
+            };
+            let took = t.elapsed().as_nanos();
+            // SAFETY: the heap lock is held.
+            most_visits = most_visits.max(unsafe { HEAP.inner().take_visits });
+            HEAP.lock.unlock();
+            // Not under the lock: a push may allocate.
+            takes.push(took);
+            if s.is_null() {
+                break;
+            }
+            chunks += 1;
+            // SAFETY: s is Releasing: only this thread touches it.
+            unsafe {
+                let zeroed = os::release((*s).start as *mut u8, (*s).bytes(), mode);
+                HEAP.lock.lock();
+                let t = Instant::now();
+                HEAP.inner().put_released_locked(s, zeroed);
+                longest_put = longest_put.max(t.elapsed().as_nanos());
+                HEAP.lock.unlock();
+            }
+        }
+        let total = t0.elapsed();
+        HEAP.lock.lock();
+        let t = Instant::now();
+        // SAFETY: the heap lock is held.
+        unsafe { HEAP.inner().release_free_arenas_locked() };
+        let arenas = t.elapsed().as_nanos();
+        HEAP.lock.unlock();
+        takes.sort_unstable();
+        let us = |i: usize| takes[i.min(takes.len() - 1)] as f64 / 1e3;
+        println!(
+            "{n} free spans: {chunks} chunks in {:.3} s; choosing a chunk: at most {most_visits} \
+             spans looked at, hold median {:.1} us, 99th percentile {:.1} us, longest {:.1} us; \
+             longest hold putting it back {:.1} us; release_free_arenas {:.1} us",
+            total.as_secs_f64(),
+            us(takes.len() / 2),
+            us(takes.len() * 99 / 100),
+            us(takes.len() - 1),
+            longest_put as f64 / 1e3,
+            arenas as f64 / 1e3
+        );
+        free_all(live);
+        HEAP.validate();
     }
 }

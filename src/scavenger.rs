@@ -6,7 +6,7 @@
 //!   (`HeapStats::excess_pages`).
 //! - **Idle delay**: a free span is released only after it has stayed free for
 //!   `GOALLOC_SCAVENGE_DELAY_MS`, so memory freed and reallocated in a loop stays resident.
-//! - **Order**: the highest addresses first, whole free spans (never a page of a span in
+//! - **Order**: the free spans that have waited longest first (never a page of a span in
 //!   use), in chunks of at most `CHUNK_PAGES`, each taken off the free lists under the heap
 //!   lock and released with `madvise` without it.
 //! - **CPU budget**: 1% of one core, as a token bucket of the thread's own CPU time that
