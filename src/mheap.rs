@@ -19,8 +19,9 @@ use crate::os;
 use crate::pagemap::{self, HeapArena, ARENA_SIZE, HEAP_ARENA_BYTES, PAGES_PER_ARENA};
 use crate::sizeclass::{PAGE_SHIFT, PAGE_SIZE};
 use crate::span::{bitmap_words, MSpan, MSpanList, SpanState, FREEBITS_MAX_WORDS};
-use crate::sync::{Guarded, Mutex};
+use crate::sync::{futex_wait_timeout, futex_wake_one, Guarded, Mutex};
 use core::ptr;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Free lists by exact length for spans shorter than this many pages.
 const NUM_FREE_LISTS: usize = 128;
@@ -30,6 +31,14 @@ const GROW_BYTES: usize = 1 << 20;
 pub struct MHeap {
     pub lock: Mutex,
     inner: Guarded<HeapInner>,
+    /// `HeapStats::excess_pages` as the last `free_span` left it (written under the lock,
+    /// read without it), for the slow paths' cheap check whether a scavenger is wanted.
+    excess: AtomicUsize,
+    /// The excess at which `free_span` wakes the thread in `wait_for_excess`;
+    /// `usize::MAX` when none waits.
+    wake_at: AtomicUsize,
+    /// The futex word that thread sleeps on; bumped to wake it.
+    excess_wake: AtomicU32,
 }
 
 /// Heap statistics, in pages unless named otherwise (Go's MemStats names).
@@ -184,6 +193,9 @@ pub static HEAP: MHeap = MHeap {
         },
         take_visits: 0,
     }),
+    excess: AtomicUsize::new(0),
+    wake_at: AtomicUsize::new(usize::MAX),
+    excess_wake: AtomicU32::new(0),
 };
 
 #[inline]
@@ -236,8 +248,42 @@ impl MHeap {
         let h = self.inner();
         h.free_span_locked(s, true);
         let excess = h.stats.excess_pages();
+        self.excess.store(excess, Ordering::Relaxed);
         self.lock.unlock();
-        crate::scavenger::on_free(excess);
+        // Relaxed: the waiter set `wake_at` before its last look at the excess under the
+        // lock, which this thread has taken since.
+        if excess >= self.wake_at.load(Ordering::Relaxed) {
+            self.wake_excess_waiter();
+        }
+    }
+
+    #[cold]
+    fn wake_excess_waiter(&self) {
+        if self.wake_at.swap(usize::MAX, Ordering::AcqRel) != usize::MAX {
+            self.excess_wake.fetch_add(1, Ordering::Release);
+            futex_wake_one(&self.excess_wake);
+        }
+    }
+
+    /// Blocks until a `free_span` leaves at least `pages` resident free pages over the
+    /// goal (or a spurious wake-up); returns at once when there are that many now. One
+    /// thread waits at a time (the scavenger): this is how it parks without mheap calling
+    /// it.
+    pub fn wait_for_excess(&self, pages: usize) {
+        let gen = self.excess_wake.load(Ordering::Acquire);
+        self.wake_at.store(pages, Ordering::SeqCst);
+        // A free after this look sees `wake_at` (it takes the lock after this thread), and
+        // one before it left the excess this look reads.
+        if self.excess_pages() < pages {
+            futex_wait_timeout(&self.excess_wake, gen, None);
+        }
+        self.wake_at.store(usize::MAX, Ordering::Relaxed);
+    }
+
+    /// The excess as the last `free_span` left it, read without the lock.
+    #[inline]
+    pub fn excess_hint(&self) -> usize {
+        self.excess.load(Ordering::Relaxed)
     }
 
     /// Resizes the Large span `s` in place to `npages` pages: shrinking always works,
@@ -252,24 +298,23 @@ impl MHeap {
         ok
     }
 
-    /// Releases one chunk of resident free pages: from the span that has waited longest
-    /// on the free lists (see `HeapInner::resident_last`), if it was freed at least
-    /// `min_age_ns` before `now`, at most `max_pages` pages taken from its end, and with
-    /// `to_goal` no more than the pages over the retained goal. The `madvise` runs without
-    /// the heap lock, on a span taken off the lists.
-    pub fn scavenge_chunk(
+    /// Releases the resident free pages that have waited longest on the free lists (see
+    /// `HeapInner::resident_last`), if they were freed at least `min_age_ns` before `now`:
+    /// at most `max_pages` pages, from the end of one span. How much and when is the
+    /// scavenger's choice. The `madvise` runs without the heap lock, on a span taken off
+    /// the lists.
+    pub fn release_oldest(
         &self,
         now: u64,
         min_age_ns: u64,
         max_pages: usize,
         mode: os::ReleaseMode,
-        to_goal: bool,
     ) -> Scavenged {
         self.lock.lock();
         // SAFETY: the heap lock is held.
         let (s, wait_ns) = unsafe {
             self.inner()
-                .take_for_release_locked(now, min_age_ns, max_pages, to_goal)
+                .take_for_release_locked(now, min_age_ns, max_pages)
         };
         self.lock.unlock();
         if s.is_null() {
@@ -292,7 +337,7 @@ impl MHeap {
     pub fn release_all(&self, mode: os::ReleaseMode) -> usize {
         let mut total = 0;
         loop {
-            let r = self.scavenge_chunk(0, 0, RELEASE_ALL_CHUNK_PAGES, mode, false);
+            let r = self.release_oldest(0, 0, RELEASE_ALL_CHUNK_PAGES, mode);
             if r.bytes == 0 {
                 break;
             }
@@ -324,6 +369,8 @@ impl MHeap {
     /// In a forked child: spans whose release was under way in another thread of the
     /// parent go back on the free lists, counted as resident.
     pub fn after_fork_child(&self) {
+        // The thread that waited for an excess did not come along.
+        self.wake_at.store(usize::MAX, Ordering::Relaxed);
         self.lock.lock();
         // SAFETY: the heap lock is held.
         unsafe {
@@ -948,16 +995,7 @@ impl HeapInner {
         now: u64,
         min_age_ns: u64,
         max_pages: usize,
-        to_goal: bool,
     ) -> (*mut MSpan, u64) {
-        let limit = if to_goal {
-            self.stats.excess_pages()
-        } else {
-            usize::MAX
-        };
-        if limit == 0 {
-            return (ptr::null_mut(), 0);
-        }
         let mut wait_ns = u64::MAX;
         let mut visits = 0;
         // Cached spans idle for the delay go to the free lists, where they can be picked.
@@ -1000,7 +1038,7 @@ impl HeapInner {
             );
         }
         self.remove_free(best);
-        let take = (*best).npages.min(max_pages).min(limit).max(1);
+        let take = (*best).npages.min(max_pages).max(1);
         if (*best).npages > take {
             // Release the highest pages; the rest stays on the lists, still the oldest.
             let front = self.split_front(best, (*best).npages - take);
@@ -1328,7 +1366,7 @@ mod tests {
                 // Some free spans released, so that an arena can hold free spans in both
                 // states.
                 for _ in 0..4 {
-                    let (s, _) = h.take_for_release_locked(u64::MAX, 0, 1 + rand(2048), false);
+                    let (s, _) = h.take_for_release_locked(u64::MAX, 0, 1 + rand(2048));
                     if !s.is_null() {
                         h.put_released_locked(s, false);
                     }
@@ -1398,7 +1436,7 @@ mod tests {
         // SAFETY: the heap lock is held; the span taken is put back in the same hold.
         let visits = unsafe {
             let h = HEAP.inner();
-            let (s, _) = h.take_for_release_locked(u64::MAX, 0, 1, false);
+            let (s, _) = h.take_for_release_locked(u64::MAX, 0, 1);
             assert!(!s.is_null());
             h.put_released_locked(s, false);
             h.take_visits
@@ -1413,9 +1451,9 @@ mod tests {
         );
     }
 
-    /// The longest hold of the heap lock while releasing a fragmented heap of 100,000 free
-    /// spans: by the scavenger (chunks of at most `CHUNK_PAGES`, to no goal) and by
-    /// `release_all` (the same sections, as `scavenge_chunk` runs them, timed one by one).
+    /// The longest hold of the heap lock while `release_all` releases a fragmented heap of
+    /// 100,000 free spans: its locked sections, as `release_oldest` runs them (the
+    /// scavenger's chunks take the same ones), timed one by one.
     /// A measurement, not a check: run it alone,
     /// `cargo test --release --lib mheap::tests::lock_hold -- --ignored --nocapture`.
     #[test]
@@ -1437,7 +1475,7 @@ mod tests {
             // SAFETY: the heap lock is held.
             let (s, _) = unsafe {
                 HEAP.inner()
-                    .take_for_release_locked(0, 0, RELEASE_ALL_CHUNK_PAGES, false)
+                    .take_for_release_locked(0, 0, RELEASE_ALL_CHUNK_PAGES)
             };
             let took = t.elapsed().as_nanos();
             // SAFETY: the heap lock is held.
