@@ -28,6 +28,9 @@
 //! goal. Calls go downward only: the slow paths call `poll`, the scavenger calls mheap and
 //! os, and mheap never calls the scavenger. A forked child starts its own when it needs one.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use crate::mheap::{MHeap, Scavenged, HEAP};
 use crate::options;
 use crate::os::ReleaseMode;
@@ -44,8 +47,10 @@ const WAKE_EXCESS_PAGES: usize = (1 << 20) >> PAGE_SHIFT;
 const CHUNK_PAGES: usize = (16 << 20) >> PAGE_SHIFT;
 /// CPU budget: the bucket refills at 1/BUDGET_DIVISOR of elapsed time.
 const BUDGET_DIVISOR: u64 = 100;
-/// Most CPU time the bucket holds: enough to release a heap of a few GiB in one burst
-/// (`madvise` costs about 0.1 ms of kernel time per MiB: see the commit that set it).
+/// Most CPU time the bucket holds: enough that a heap of a few GiB freed at once is
+/// released in one burst, since `madvise`'s kernel time grows with the bytes released,
+/// rather than over minutes at the long-run rate (figures in
+/// `benches/results/scavenge_index.md`).
 const BUCKET_NS: i64 = 500_000_000;
 
 const NOT_STARTED: u8 = 0;
