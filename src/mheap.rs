@@ -279,18 +279,20 @@ impl MHeap {
     }
 
     /// Blocks until a `free_span` leaves at least `pages` resident free pages over the
-    /// goal (or a spurious wake-up); returns at once when there are that many now. One
-    /// thread waits at a time (the scavenger): this is how it parks without mheap calling
-    /// it.
-    pub fn wait_for_excess(&self, pages: usize) {
+    /// goal (or a spurious wake-up); returns at once, false, when there are that many now.
+    /// One thread waits at a time (the scavenger): this is how it parks without mheap
+    /// calling it.
+    pub fn wait_for_excess(&self, pages: usize) -> bool {
         let gen = self.excess_wake.load(Ordering::Acquire);
         self.wake_at.store(pages, Ordering::SeqCst);
         // A free after this look sees `wake_at` (it takes the lock after this thread), and
         // one before it left the excess this look reads.
-        if self.excess_pages() < pages {
+        let wait = self.excess_pages() < pages;
+        if wait {
             futex_wait_timeout(&self.excess_wake, gen, None);
         }
         self.wake_at.store(usize::MAX, Ordering::Relaxed);
+        wait
     }
 
     /// The excess as the last `free_span` left it, read without the lock.

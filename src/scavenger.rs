@@ -301,7 +301,12 @@ extern "C" fn thread_main(_: *mut libc::c_void) -> *mut libc::c_void {
         match step.next {
             Next::Continue => continue,
             Next::Sleep(ns) => futex_wait_timeout(&SLEEP, 0, Some(ns)),
-            Next::Park => HEAP.wait_for_excess(WAKE_EXCESS_PAGES),
+            Next::Park => {
+                if !HEAP.wait_for_excess(WAKE_EXCESS_PAGES) {
+                    // The excess is back already: no sleep, no wake-up.
+                    continue;
+                }
+            }
         }
         WAKEUPS.fetch_add(1, Ordering::Relaxed);
     }
