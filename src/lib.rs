@@ -38,7 +38,9 @@
 //!                              scavenger thread ──► os (reserve, map, release, free)
 //! ```
 //!
-//! Calls go downward only: `lib`/`global_alloc` → `mcache` → `mcentral` → `mheap` → `os`.
+//! Calls go downward only: `lib`/`global_alloc` → `mcache` → `mcentral` → `mheap` → `os`,
+//! and `lib`/`mcache` → `scavenger` → `mheap`, `os`: mheap wakes a waiting scavenger
+//! through a futex word, without calling it.
 //! The page map (`pagemap`) answers, for any address, whether it is ours and which span and
 //! size class it belongs to.
 //!

@@ -9,18 +9,24 @@
 //! `free[0]` for 128 pages or more (searched best-fit). Within a list, spans whose pages
 //! are still resident come first, released ones last, so reuse prefers memory that does
 //! not fault. A freed span is coalesced with free neighbours whose pages are in the same
-//! state (both resident or both released), which keeps `HeapReleased` exact.
+//! state (both resident or both released), which keeps `HeapReleased` exact. For the
+//! scavenger, each list knows its resident span that has waited longest (`resident_last`),
+//! so that choosing what to release does not walk the lists.
 //!
 //! Lock order: an mcentral lock may be held while taking `MHeap.lock`, never the reverse.
-//! The `*_locked` functions require `MHeap.lock`.
+//! The `*_locked` functions, as every `HeapInner` function, require `MHeap.lock`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use crate::fixalloc::FixAlloc;
 use crate::os;
 use crate::pagemap::{self, HeapArena, ARENA_SIZE, HEAP_ARENA_BYTES, PAGES_PER_ARENA};
 use crate::sizeclass::{PAGE_SHIFT, PAGE_SIZE};
 use crate::span::{bitmap_words, MSpan, MSpanList, SpanState, FREEBITS_MAX_WORDS};
-use crate::sync::{Guarded, Mutex};
+use crate::sync::{futex_wait_timeout, futex_wake_one, Guarded, Mutex};
 use core::ptr;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Free lists by exact length for spans shorter than this many pages.
 const NUM_FREE_LISTS: usize = 128;
@@ -30,6 +36,14 @@ const GROW_BYTES: usize = 1 << 20;
 pub struct MHeap {
     pub lock: Mutex,
     inner: Guarded<HeapInner>,
+    /// `HeapStats::excess_pages` as the last `free_span` left it (written under the lock,
+    /// read without it), for the slow paths' cheap check whether a scavenger is wanted.
+    excess: AtomicUsize,
+    /// The excess at which `free_span` wakes the thread in `wait_for_excess`;
+    /// `usize::MAX` when none waits.
+    wake_at: AtomicUsize,
+    /// The futex word that thread sleeps on; bumped to wake it.
+    excess_wake: AtomicU32,
 }
 
 /// Heap statistics, in pages unless named otherwise (Go's MemStats names).
@@ -66,7 +80,7 @@ impl HeapStats {
     }
 }
 
-/// What one `scavenge_chunk` did.
+/// What one `release_oldest` did.
 #[derive(Clone, Copy, Debug)]
 pub struct Scavenged {
     /// Bytes released (0: nothing eligible).
@@ -103,7 +117,8 @@ fn bitmap_index(class: u8) -> usize {
 /// # Safety
 /// `r` is a registered arena's record and the heap lock is held.
 unsafe fn wholly_free(r: *const HeapArena) -> bool {
-    (*r).free_pages == (*r).reserved_pages
+    // SAFETY: `r` is a registered arena's record (the contract), read under the heap lock.
+    unsafe { (*r).free_pages == (*r).reserved_pages }
 }
 
 /// `release_all` works in chunks of this many pages (64 MiB), so that no span is off the
@@ -115,6 +130,14 @@ struct HeapInner {
     free: [MSpanList; NUM_FREE_LISTS],
     /// Bit n set when `free[n]` is not empty.
     nonempty: u128,
+    /// The scavenger's index: `resident_last[n]` is the last resident span of `free[n]`
+    /// (null when it has none). Resident spans go on the front of their list when freed,
+    /// so this is the one that has waited longest, and choosing what to release looks at
+    /// one span per list, however many the heap holds. The order is by insertion, not by
+    /// `free_time`: a span that goes on a list with an older `free_time` (a cached span
+    /// sent to the lists, the rest of a split span) waits behind the ones already there,
+    /// for at most one idle delay, since they were all freed before it was inserted.
+    resident_last: [*mut MSpan; NUM_FREE_LISTS],
     spanalloc: FixAlloc,
     /// The bitmaps of Small spans (`MSpan::freebits`): `bitmaps[k]` hands out 2^k words.
     bitmaps: [FixAlloc; BITMAP_SIZES],
@@ -134,6 +157,9 @@ struct HeapInner {
     /// Records of arenas given back to the OS, cleared, for the next reservation.
     arena_pool: *mut HeapArena,
     stats: HeapStats,
+    /// Spans the last `take_for_release_locked` looked at (cached and free), so that tests
+    /// can check that choosing a chunk does not walk the heap.
+    take_visits: usize,
 }
 
 /// The one heap of the process.
@@ -142,6 +168,7 @@ pub static HEAP: MHeap = MHeap {
     inner: Guarded::new(HeapInner {
         free: [const { MSpanList::new() }; NUM_FREE_LISTS],
         nonempty: 0,
+        resident_last: [ptr::null_mut(); NUM_FREE_LISTS],
         releasing: MSpanList::new(),
         cache: [ptr::null_mut(); SPAN_CACHE_SLOTS],
         cache_len: 0,
@@ -170,7 +197,11 @@ pub static HEAP: MHeap = MHeap {
             large_pages_inuse: 0,
             large_pages_total: 0,
         },
+        take_visits: 0,
     }),
+    excess: AtomicUsize::new(0),
+    wake_at: AtomicUsize::new(usize::MAX),
+    excess_wake: AtomicU32::new(0),
 };
 
 #[inline]
@@ -184,11 +215,13 @@ fn list_index(npages: usize) -> usize {
 
 impl MHeap {
     /// # Safety
-    /// `self.lock` is held.
+    /// `self.lock` is held, and no other reference this function returned is live.
     #[inline]
     #[allow(clippy::mut_from_ref)]
     unsafe fn inner(&self) -> &mut HeapInner {
-        self.inner.get()
+        // SAFETY: the lock that guards `inner` is held and no other reference to it is
+        // live (the contract).
+        unsafe { self.inner.get() }
     }
 
     /// A span of `npages` pages in state Small (of `sizeclass`) or Large (class 0), or
@@ -219,12 +252,53 @@ impl MHeap {
     /// # Safety
     /// `s` is an in-use span that nothing refers to any more.
     pub unsafe fn free_span(&self, s: *mut MSpan) {
-        self.lock.lock();
-        let h = self.inner();
-        h.free_span_locked(s, true);
-        let excess = h.stats.excess_pages();
-        self.lock.unlock();
-        crate::scavenger::on_free(excess);
+        // SAFETY: `s` is an in-use span that nothing refers to any more (the contract),
+        // freed under the heap lock taken here.
+        unsafe {
+            self.lock.lock();
+            let h = self.inner();
+            h.free_span_locked(s, true);
+            let excess = h.stats.excess_pages();
+            self.excess.store(excess, Ordering::Relaxed);
+            self.lock.unlock();
+            // Relaxed: the waiter set `wake_at` before its last look at the excess under
+            // the
+            // lock, which this thread has taken since.
+            if excess >= self.wake_at.load(Ordering::Relaxed) {
+                self.wake_excess_waiter();
+            }
+        }
+    }
+
+    #[cold]
+    fn wake_excess_waiter(&self) {
+        if self.wake_at.swap(usize::MAX, Ordering::AcqRel) != usize::MAX {
+            self.excess_wake.fetch_add(1, Ordering::Release);
+            futex_wake_one(&self.excess_wake);
+        }
+    }
+
+    /// Blocks until a `free_span` leaves at least `pages` resident free pages over the
+    /// goal (or a spurious wake-up); returns at once, false, when there are that many now.
+    /// One thread waits at a time (the scavenger): this is how it parks without mheap
+    /// calling it.
+    pub fn wait_for_excess(&self, pages: usize) -> bool {
+        let gen = self.excess_wake.load(Ordering::Acquire);
+        self.wake_at.store(pages, Ordering::SeqCst);
+        // A free after this look sees `wake_at` (it takes the lock after this thread), and
+        // one before it left the excess this look reads.
+        let wait = self.excess_pages() < pages;
+        if wait {
+            futex_wait_timeout(&self.excess_wake, gen, None);
+        }
+        self.wake_at.store(usize::MAX, Ordering::Relaxed);
+        wait
+    }
+
+    /// The excess as the last `free_span` left it, read without the lock.
+    #[inline]
+    pub fn excess_hint(&self) -> usize {
+        self.excess.load(Ordering::Relaxed)
     }
 
     /// Resizes the Large span `s` in place to `npages` pages: shrinking always works,
@@ -233,29 +307,33 @@ impl MHeap {
     /// # Safety
     /// `s` is a Large span owned by the caller.
     pub unsafe fn resize_large(&self, s: *mut MSpan, npages: usize) -> bool {
-        self.lock.lock();
-        let ok = self.inner().resize_large_locked(s, npages);
-        self.lock.unlock();
-        ok
+        // SAFETY: `s` is the caller's Large span (the contract), resized under the heap
+        // lock taken here.
+        unsafe {
+            self.lock.lock();
+            let ok = self.inner().resize_large_locked(s, npages);
+            self.lock.unlock();
+            ok
+        }
     }
 
-    /// Releases one chunk of resident free pages: from the eligible span (freed at least
-    /// `min_age_ns` before `now`) with the highest address, at most `max_pages` pages
-    /// taken from its end, and with `to_goal` no more than the pages over the retained
-    /// goal. The `madvise` runs without the heap lock, on a span taken off the lists.
-    pub fn scavenge_chunk(
+    /// Releases the resident free pages that have waited longest on the free lists (see
+    /// `HeapInner::resident_last`), if they were freed at least `min_age_ns` before `now`:
+    /// at most `max_pages` pages, from the end of one span. How much and when is the
+    /// scavenger's choice. The `madvise` runs without the heap lock, on a span taken off
+    /// the lists.
+    pub fn release_oldest(
         &self,
         now: u64,
         min_age_ns: u64,
         max_pages: usize,
         mode: os::ReleaseMode,
-        to_goal: bool,
     ) -> Scavenged {
         self.lock.lock();
         // SAFETY: the heap lock is held.
         let (s, wait_ns) = unsafe {
             self.inner()
-                .take_for_release_locked(now, min_age_ns, max_pages, to_goal)
+                .take_for_release_locked(now, min_age_ns, max_pages)
         };
         self.lock.unlock();
         if s.is_null() {
@@ -278,7 +356,7 @@ impl MHeap {
     pub fn release_all(&self, mode: os::ReleaseMode) -> usize {
         let mut total = 0;
         loop {
-            let r = self.scavenge_chunk(0, 0, RELEASE_ALL_CHUNK_PAGES, mode, false);
+            let r = self.release_oldest(0, 0, RELEASE_ALL_CHUNK_PAGES, mode);
             if r.bytes == 0 {
                 break;
             }
@@ -310,6 +388,8 @@ impl MHeap {
     /// In a forked child: spans whose release was under way in another thread of the
     /// parent go back on the free lists, counted as resident.
     pub fn after_fork_child(&self) {
+        // The thread that waited for an excess did not come along.
+        self.wake_at.store(usize::MAX, Ordering::Relaxed);
         self.lock.lock();
         // SAFETY: the heap lock is held.
         unsafe {
@@ -348,62 +428,110 @@ impl MHeap {
     }
 }
 
+/// Every function here is `unsafe` with one contract (# Safety): the heap lock is held, and
+/// the span and arena pointers passed in are records of this heap in the states the
+/// function's doc names.
 impl HeapInner {
     unsafe fn new_span(&mut self) -> *mut MSpan {
-        self.spanalloc.alloc() as *mut MSpan
+        // SAFETY: the heap lock guards `spanalloc` (the contract of every `HeapInner`
+        // function).
+        unsafe { self.spanalloc.alloc() as *mut MSpan }
     }
 
-    /// Puts the free span `s` on its list; resident spans first, released ones last.
+    /// Puts the free span `s` on its list; resident spans first (newest first), released
+    /// ones last.
     unsafe fn insert_free(&mut self, s: *mut MSpan) {
-        let i = list_index((*s).npages);
-        if (*s).released {
-            self.free[i].push_back(s);
-        } else {
-            self.free[i].push_front(s);
+        // SAFETY: `s` is a free span record on no list, and the heap lock guards the free
+        // lists and their index.
+        unsafe {
+            let i = list_index((*s).npages);
+            if (*s).released {
+                self.free[i].push_back(s);
+            } else {
+                self.free[i].push_front(s);
+                if self.resident_last[i].is_null() {
+                    self.resident_last[i] = s;
+                }
+            }
+            self.nonempty |= 1u128 << i;
         }
-        self.nonempty |= 1u128 << i;
+    }
+
+    /// Puts the resident free span `s` on its list as the oldest of its resident spans,
+    /// the next the scavenger looks at there.
+    unsafe fn insert_free_oldest(&mut self, s: *mut MSpan) {
+        // SAFETY: `s` is a resident free span record on no list, and the heap lock guards
+        // the free lists and their index.
+        unsafe {
+            debug_assert!(!(*s).released);
+            let i = list_index((*s).npages);
+            self.free[i].insert_after(self.resident_last[i], s);
+            self.resident_last[i] = s;
+            self.nonempty |= 1u128 << i;
+        }
     }
 
     unsafe fn remove_free(&mut self, s: *mut MSpan) {
-        let i = list_index((*s).npages);
-        self.free[i].remove(s);
-        if self.free[i].is_empty() {
-            self.nonempty &= !(1u128 << i);
+        // SAFETY: `s` is a free span on its list, whose neighbours are valid records, all
+        // under the heap lock.
+        unsafe {
+            let i = list_index((*s).npages);
+            if self.resident_last[i] == s {
+                // Resident spans come first: the one before is resident too, or there is
+                // none.
+                self.resident_last[i] = (*s).prev;
+            }
+            self.free[i].remove(s);
+            if self.free[i].is_empty() {
+                self.nonempty &= !(1u128 << i);
+            }
         }
     }
 
-    /// Maps a free span's first and last page to it (interior pages stay null).
+    /// Maps a free span's first and last page to it. Its interior pages keep what they
+    /// held, null or a stale pointer to the span that was there before (see
+    /// `pagemap::clear_info`): only the end pages of a free span are read, by
+    /// `coalesce_and_insert` when a neighbour is freed.
     unsafe fn map_free_ends(s: *mut MSpan) {
-        pagemap::set_span((*s).start, s);
-        pagemap::set_span((*s).end() - PAGE_SIZE, s);
+        // SAFETY: `s` is a span record of ours: its first and last pages lie in registered
+        // arenas, and the heap lock serialises writers of their page-map entries.
+        unsafe {
+            pagemap::set_span((*s).start, s);
+            pagemap::set_span((*s).end() - PAGE_SIZE, s);
+        }
     }
 
     /// The best free span for `npages` pages aligned to `align_pages`, not yet removed
     /// from its list.
     unsafe fn find_free(&self, npages: usize, align_pages: usize) -> *mut MSpan {
-        let need = npages + align_pages - 1;
-        if need < NUM_FREE_LISTS {
-            let mask = self.nonempty & !((1u128 << need) - 1) & !1;
-            if mask != 0 {
-                return self.free[mask.trailing_zeros() as usize].first;
+        // SAFETY: the free lists hold valid free span records, read under the heap lock.
+        unsafe {
+            let need = npages + align_pages - 1;
+            if need < NUM_FREE_LISTS {
+                let mask = self.nonempty & !((1u128 << need) - 1) & !1;
+                if mask != 0 {
+                    return self.free[mask.trailing_zeros() as usize].first;
+                }
             }
-        }
-        // Best fit among the long spans: fewest pages, then resident, then lowest address.
-        let mut best: *mut MSpan = ptr::null_mut();
-        let mut s = self.free[0].first;
-        while !s.is_null() {
-            if (*s).npages >= need
-                && (best.is_null()
-                    || (*s).npages < (*best).npages
-                    || ((*s).npages == (*best).npages
-                        && ((*best).released && !(*s).released
-                            || (*best).released == (*s).released && (*s).start < (*best).start)))
-            {
-                best = s;
+            // Best fit among the long spans: fewest pages, then resident, then lowest
+            // address.
+            let mut best: *mut MSpan = ptr::null_mut();
+            let mut s = self.free[0].first;
+            while !s.is_null() {
+                if (*s).npages >= need
+                    && (best.is_null()
+                        || (*s).npages < (*best).npages
+                        || ((*s).npages == (*best).npages
+                            && ((*best).released && !(*s).released
+                                || (*best).released == (*s).released
+                                    && (*s).start < (*best).start)))
+                {
+                    best = s;
+                }
+                s = (*s).next;
             }
-            s = (*s).next;
+            best
         }
-        best
     }
 
     /// An in-use span of `npages` pages aligned to `align_pages` pages: Large when
@@ -414,21 +542,26 @@ impl HeapInner {
         align_pages: usize,
         sizeclass: u8,
     ) -> *mut MSpan {
-        if sizeclass == 0 {
-            return self.alloc_pages_locked(npages, align_pages, 0);
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            if sizeclass == 0 {
+                return self.alloc_pages_locked(npages, align_pages, 0);
+            }
+            // The bitmap first: what fails then has taken no pages.
+            let bits = self.bitmaps[bitmap_index(sizeclass)].alloc() as *mut u64;
+            if bits.is_null() {
+                return ptr::null_mut();
+            }
+            let s = self.alloc_pages_locked(npages, align_pages, sizeclass);
+            if s.is_null() {
+                self.bitmaps[bitmap_index(sizeclass)].free(bits as *mut u8);
+                return ptr::null_mut();
+            }
+            (*s).freebits = bits;
+            s
         }
-        // The bitmap first: what fails then has taken no pages.
-        let bits = self.bitmaps[bitmap_index(sizeclass)].alloc() as *mut u64;
-        if bits.is_null() {
-            return ptr::null_mut();
-        }
-        let s = self.alloc_pages_locked(npages, align_pages, sizeclass);
-        if s.is_null() {
-            self.bitmaps[bitmap_index(sizeclass)].free(bits as *mut u8);
-            return ptr::null_mut();
-        }
-        (*s).freebits = bits;
-        s
     }
 
     /// `alloc_span_locked` without the bitmap.
@@ -438,53 +571,58 @@ impl HeapInner {
         align_pages: usize,
         sizeclass: u8,
     ) -> *mut MSpan {
-        debug_assert!(npages > 0 && align_pages.is_power_of_two());
-        if align_pages == 1 {
-            let s = self.take_cached(npages);
-            if !s.is_null() {
-                return self.use_span(s, npages, sizeclass, sizeclass != 0);
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            debug_assert!(npages > 0 && align_pages.is_power_of_two());
+            if align_pages == 1 {
+                let s = self.take_cached(npages);
+                if !s.is_null() {
+                    return self.use_span(s, npages, sizeclass, sizeclass != 0);
+                }
             }
-        }
-        let mut s = self.find_free(npages, align_pages);
-        if s.is_null() && self.cache_len > 0 {
-            // Merge what the cache holds before asking the OS for more.
-            while self.cache_len > 0 {
-                self.uncache(0);
+            let mut s = self.find_free(npages, align_pages);
+            if s.is_null() && self.cache_len > 0 {
+                // Merge what the cache holds before asking the OS for more.
+                while self.cache_len > 0 {
+                    self.uncache(0);
+                }
+                s = self.find_free(npages, align_pages);
             }
-            s = self.find_free(npages, align_pages);
-        }
-        if s.is_null() {
-            if !self.grow(npages + align_pages - 1) {
-                return ptr::null_mut();
-            }
-            s = self.find_free(npages, align_pages);
             if s.is_null() {
-                os::fatal("mheap: no free span after growing the heap");
+                if !self.grow(npages + align_pages - 1) {
+                    return ptr::null_mut();
+                }
+                s = self.find_free(npages, align_pages);
+                if s.is_null() {
+                    os::fatal("mheap: no free span after growing the heap");
+                }
             }
-        }
-        self.remove_free(s);
-        let align = align_pages << PAGE_SHIFT;
-        let head = (((*s).start + align - 1) & !(align - 1)) - (*s).start;
-        if head > 0 {
-            // Give back the pages before the aligned start.
-            let t = self.split_front(s, head >> PAGE_SHIFT);
-            if t.is_null() {
+            self.remove_free(s);
+            let align = align_pages << PAGE_SHIFT;
+            let head = (((*s).start + align - 1) & !(align - 1)) - (*s).start;
+            if head > 0 {
+                // Give back the pages before the aligned start.
+                let t = self.split_front(s, head >> PAGE_SHIFT);
+                if t.is_null() {
+                    self.insert_free(s);
+                    return ptr::null_mut();
+                }
+                self.insert_free(t);
+            }
+            if (*s).npages > npages {
+                let t = self.split_front(s, npages);
+                if t.is_null() {
+                    self.insert_free(s);
+                    return ptr::null_mut();
+                }
+                // t is the allocation; s the rest, which stays free.
                 self.insert_free(s);
-                return ptr::null_mut();
+                s = t;
             }
-            self.insert_free(t);
+            self.use_span(s, npages, sizeclass, true)
         }
-        if (*s).npages > npages {
-            let t = self.split_front(s, npages);
-            if t.is_null() {
-                self.insert_free(s);
-                return ptr::null_mut();
-            }
-            // t is the allocation; s the rest, which stays free.
-            self.insert_free(s);
-            s = t;
-        }
-        self.use_span(s, npages, sizeclass, true)
     }
 
     /// Turns the free span `s` of exactly `npages` pages (on no list) into an in-use span.
@@ -496,131 +634,158 @@ impl HeapInner {
         sizeclass: u8,
         map: bool,
     ) -> *mut MSpan {
-        self.stats.pages_free -= npages;
-        if (*s).released {
-            self.stats.pages_released -= npages;
-            os::used((*s).start as *mut u8, (*s).bytes());
-            (*s).released = false;
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            self.stats.pages_free -= npages;
+            if (*s).released {
+                self.stats.pages_released -= npages;
+                os::used((*s).start as *mut u8, (*s).bytes());
+                (*s).released = false;
+            }
+            (*s).state = if sizeclass == 0 {
+                SpanState::Large
+            } else {
+                SpanState::Small
+            };
+            (*s).sizeclass = sizeclass;
+            self.stats.pages_inuse += npages;
+            if sizeclass == 0 {
+                self.stats.large_allocs += 1;
+                self.stats.large_pages_inuse += npages;
+                self.stats.large_pages_total += npages as u64;
+            }
+            if map {
+                pagemap::set_range((*s).start, npages, s, sizeclass);
+            }
+            s
         }
-        (*s).state = if sizeclass == 0 {
-            SpanState::Large
-        } else {
-            SpanState::Small
-        };
-        (*s).sizeclass = sizeclass;
-        self.stats.pages_inuse += npages;
-        if sizeclass == 0 {
-            self.stats.large_allocs += 1;
-            self.stats.large_pages_inuse += npages;
-            self.stats.large_pages_total += npages as u64;
-        }
-        if map {
-            pagemap::set_range((*s).start, npages, s, sizeclass);
-        }
-        s
     }
 
     /// The newest cached span of exactly `npages` pages, taken out of the cache; or null.
     unsafe fn take_cached(&mut self, npages: usize) -> *mut MSpan {
-        for i in (0..self.cache_len).rev() {
-            let s = self.cache[i];
-            if (*s).npages == npages {
-                self.cache.copy_within(i + 1..self.cache_len, i);
-                self.cache_len -= 1;
-                self.cache_pages -= npages;
-                return s;
+        // SAFETY: the cache's first `cache_len` entries are valid Cached span records,
+        // under the heap lock.
+        unsafe {
+            for i in (0..self.cache_len).rev() {
+                let s = self.cache[i];
+                if (*s).npages == npages {
+                    self.cache.copy_within(i + 1..self.cache_len, i);
+                    self.cache_len -= 1;
+                    self.cache_pages -= npages;
+                    return s;
+                }
             }
+            ptr::null_mut()
         }
-        ptr::null_mut()
     }
 
     /// Caches the freed Large span `s` (already counted as free), making room by sending
     /// the oldest entries to the free lists. False when `s` is too long to cache.
     unsafe fn put_cached(&mut self, s: *mut MSpan) -> bool {
-        let n = (*s).npages;
-        if n > SPAN_CACHE_MAX_SPAN_PAGES {
-            return false;
+        // SAFETY: `s` is a freed Large span record on no list, and the cache is guarded by
+        // the heap lock.
+        unsafe {
+            let n = (*s).npages;
+            if n > SPAN_CACHE_MAX_SPAN_PAGES {
+                return false;
+            }
+            while self.cache_len == SPAN_CACHE_SLOTS || self.cache_pages + n > SPAN_CACHE_MAX_PAGES
+            {
+                self.uncache(0);
+            }
+            (*s).state = SpanState::Cached;
+            self.cache[self.cache_len] = s;
+            self.cache_len += 1;
+            self.cache_pages += n;
+            true
         }
-        while self.cache_len == SPAN_CACHE_SLOTS || self.cache_pages + n > SPAN_CACHE_MAX_PAGES {
-            self.uncache(0);
-        }
-        (*s).state = SpanState::Cached;
-        self.cache[self.cache_len] = s;
-        self.cache_len += 1;
-        self.cache_pages += n;
-        true
     }
 
     /// Moves cache entry `i` to the free lists.
     unsafe fn uncache(&mut self, i: usize) {
-        let s = self.cache[i];
-        self.cache.copy_within(i + 1..self.cache_len, i);
-        self.cache_len -= 1;
-        self.cache_pages -= (*s).npages;
-        (*s).state = SpanState::Free;
-        Self::map_free_ends(s);
-        self.coalesce_and_insert(s);
+        // SAFETY: entry `i` is a valid Cached span record, under the heap lock; it goes to
+        // the free lists as a free span.
+        unsafe {
+            let s = self.cache[i];
+            self.cache.copy_within(i + 1..self.cache_len, i);
+            self.cache_len -= 1;
+            self.cache_pages -= (*s).npages;
+            (*s).state = SpanState::Free;
+            Self::map_free_ends(s);
+            self.coalesce_and_insert(s);
+        }
     }
 
     /// Cuts the first `npages` pages off the free span `s` (on no list) into a new free
     /// span, which it returns; `s` keeps the rest. Both keep `s`'s flags and ends mapping.
     unsafe fn split_front(&mut self, s: *mut MSpan, npages: usize) -> *mut MSpan {
-        debug_assert!(npages < (*s).npages);
-        let t = self.new_span();
-        if t.is_null() {
-            return ptr::null_mut();
+        // SAFETY: `s` is a free span record on no list with more than `npages` pages (the
+        // contract), under the heap lock; the new record comes from `spanalloc`.
+        unsafe {
+            debug_assert!(npages < (*s).npages);
+            let t = self.new_span();
+            if t.is_null() {
+                return ptr::null_mut();
+            }
+            (*t).start = (*s).start;
+            (*t).npages = npages;
+            (*t).state = SpanState::Free;
+            (*t).needzero = (*s).needzero;
+            (*t).released = (*s).released;
+            (*t).free_time = (*s).free_time;
+            (*s).start += npages << PAGE_SHIFT;
+            (*s).npages -= npages;
+            Self::map_free_ends(t);
+            Self::map_free_ends(s);
+            t
         }
-        (*t).start = (*s).start;
-        (*t).npages = npages;
-        (*t).state = SpanState::Free;
-        (*t).needzero = (*s).needzero;
-        (*t).released = (*s).released;
-        (*t).free_time = (*s).free_time;
-        (*s).start += npages << PAGE_SHIFT;
-        (*s).npages -= npages;
-        Self::map_free_ends(t);
-        Self::map_free_ends(s);
-        t
     }
 
     /// Maps more memory for at least `npages` pages and adds it as a free span.
     unsafe fn grow(&mut self, npages: usize) -> bool {
-        let Some(need) = npages.checked_mul(PAGE_SIZE) else {
-            return false;
-        };
-        let ask = need.next_multiple_of(GROW_BYTES);
-        if self.cur_end - self.cur < ask {
-            // Hand the unmapped rest of this reservation to the free lists first.
-            let rest = self.cur_end - self.cur;
-            if rest > 0 {
-                if !os::map(self.cur as *mut u8, rest) {
-                    return false;
-                }
-                self.add_fresh(self.cur, rest);
-                self.cur = self.cur_end;
-            }
-            let Some(size) = ask.checked_next_multiple_of(ARENA_SIZE) else {
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            let Some(need) = npages.checked_mul(PAGE_SIZE) else {
                 return false;
             };
-            let mut size = size;
-            let mut base = self.reserve_arenas(size);
-            if base == 0 && ask < size {
-                // Short of address space: reserve what this request needs, and no more.
-                size = ask;
-                base = self.reserve_arenas(size);
+            let ask = need.next_multiple_of(GROW_BYTES);
+            if self.cur_end - self.cur < ask {
+                // Hand the unmapped rest of this reservation to the free lists first.
+                let rest = self.cur_end - self.cur;
+                if rest > 0 {
+                    if !os::map(self.cur as *mut u8, rest) {
+                        return false;
+                    }
+                    self.add_fresh(self.cur, rest);
+                    self.cur = self.cur_end;
+                }
+                let Some(size) = ask.checked_next_multiple_of(ARENA_SIZE) else {
+                    return false;
+                };
+                let mut size = size;
+                let mut base = self.reserve_arenas(size);
+                if base == 0 && ask < size {
+                    // Short of address space: reserve what this request needs, and no more.
+                    size = ask;
+                    base = self.reserve_arenas(size);
+                }
+                if base == 0 {
+                    return false;
+                }
+                self.cur = base;
+                self.cur_end = base + size;
             }
-            if base == 0 {
+            if !os::map(self.cur as *mut u8, ask) {
                 return false;
             }
-            self.cur = base;
-            self.cur_end = base + size;
+            self.add_fresh(self.cur, ask);
+            self.cur += ask;
+            true
         }
-        if !os::map(self.cur as *mut u8, ask) {
-            return false;
-        }
-        self.add_fresh(self.cur, ask);
-        self.cur += ask;
-        true
     }
 
     /// None → Reserved for `size` bytes (a multiple of `GROW_BYTES`) from an arena's
@@ -634,32 +799,37 @@ impl HeapInner {
     /// ours, with no span: `free` reports them as it reports any pointer not ours. No
     /// other reservation of ours can share the arena, as every one starts an arena.
     unsafe fn reserve_arenas(&mut self, size: usize) -> usize {
-        let mut retried = false;
-        loop {
-            // After the current reservation, else below the lowest arena: mappings are
-            // placed top down, so there is usually room there when an aligned range
-            // elsewhere is hard to find.
-            let mut lowest = 0;
-            let mut r = self.arenas;
-            while !r.is_null() {
-                if lowest == 0 || (*r).base < lowest {
-                    lowest = (*r).base;
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            let mut retried = false;
+            loop {
+                // After the current reservation, else below the lowest arena: mappings are
+                // placed top down, so there is usually room there when an aligned range
+                // elsewhere is hard to find.
+                let mut lowest = 0;
+                let mut r = self.arenas;
+                while !r.is_null() {
+                    if lowest == 0 || (*r).base < lowest {
+                        lowest = (*r).base;
+                    }
+                    r = (*r).next;
                 }
-                r = (*r).next;
-            }
-            let below = lowest.saturating_sub(size) & !(ARENA_SIZE - 1);
-            let base = os::reserve(size, ARENA_SIZE, &[self.cur_end, below]) as usize;
-            if base != 0 {
-                if base + size <= 1 << pagemap::ADDR_BITS && self.register_arenas(base, size) {
-                    return base;
+                let below = lowest.saturating_sub(size) & !(ARENA_SIZE - 1);
+                let base = os::reserve(size, ARENA_SIZE, &[self.cur_end, below]) as usize;
+                if base != 0 {
+                    if base + size <= 1 << pagemap::ADDR_BITS && self.register_arenas(base, size) {
+                        return base;
+                    }
+                    // It counts against RLIMIT_AS.
+                    os::free(base as *mut u8, size);
                 }
-                // It counts against RLIMIT_AS.
-                os::free(base as *mut u8, size);
+                if retried || self.release_free_arenas_locked() == 0 {
+                    return 0;
+                }
+                retried = true;
             }
-            if retried || self.release_free_arenas_locked() == 0 {
-                return 0;
-            }
-            retried = true;
         }
     }
 
@@ -667,41 +837,46 @@ impl HeapInner {
     /// or newly mapped, and registers it. False, with nothing registered, when there is no
     /// memory for the records.
     unsafe fn register_arenas(&mut self, base: usize, size: usize) -> bool {
-        let mut taken: *mut HeapArena = ptr::null_mut();
-        for _ in 0..size.div_ceil(ARENA_SIZE) {
-            let mut r = self.arena_pool;
-            if r.is_null() {
-                r = os::alloc_metadata(HEAP_ARENA_BYTES) as *mut HeapArena;
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            let mut taken: *mut HeapArena = ptr::null_mut();
+            for _ in 0..size.div_ceil(ARENA_SIZE) {
+                let mut r = self.arena_pool;
                 if r.is_null() {
-                    // The records taken so far are clear: they wait in the pool.
-                    while !taken.is_null() {
-                        let t = taken;
-                        taken = (*t).next;
-                        (*t).next = self.arena_pool;
-                        self.arena_pool = t;
+                    r = os::alloc_metadata(HEAP_ARENA_BYTES) as *mut HeapArena;
+                    if r.is_null() {
+                        // The records taken so far are clear: they wait in the pool.
+                        while !taken.is_null() {
+                            let t = taken;
+                            taken = (*t).next;
+                            (*t).next = self.arena_pool;
+                            self.arena_pool = t;
+                        }
+                        return false;
                     }
-                    return false;
+                    self.stats.meta_bytes += HEAP_ARENA_BYTES;
+                } else {
+                    self.arena_pool = (*r).next;
                 }
-                self.stats.meta_bytes += HEAP_ARENA_BYTES;
-            } else {
-                self.arena_pool = (*r).next;
+                (*r).next = taken;
+                taken = r;
             }
-            (*r).next = taken;
-            taken = r;
+            let mut a = base;
+            while !taken.is_null() {
+                let r = taken;
+                taken = (*r).next;
+                (*r).base = a;
+                (*r).reserved_pages = (base + size - a).min(ARENA_SIZE) >> PAGE_SHIFT;
+                (*r).free_pages = 0;
+                (*r).next = self.arenas;
+                self.arenas = r;
+                pagemap::register_arena(a, r);
+                a += ARENA_SIZE;
+            }
+            true
         }
-        let mut a = base;
-        while !taken.is_null() {
-            let r = taken;
-            taken = (*r).next;
-            (*r).base = a;
-            (*r).reserved_pages = (base + size - a).min(ARENA_SIZE) >> PAGE_SHIFT;
-            (*r).free_pages = 0;
-            (*r).next = self.arenas;
-            self.arenas = r;
-            pagemap::register_arena(a, r);
-            a += ARENA_SIZE;
-        }
-        true
     }
 
     /// Gives every arena whose pages are all on the free lists back to the OS (any state
@@ -709,63 +884,69 @@ impl HeapInner {
     /// page-map entry cleared, and its record kept for the next reservation. Cached and
     /// Releasing spans count as in use here. Returns the bytes of address space given back.
     unsafe fn release_free_arenas_locked(&mut self) -> usize {
-        let mut r = self.arenas;
-        while !r.is_null() {
-            (*r).free_pages = 0;
-            r = (*r).next;
-        }
-        for list in &self.free {
-            let mut s = list.first;
-            while !s.is_null() {
-                let end = (*s).end();
-                let mut a = (*s).start;
-                while a < end {
-                    let piece_end = ((a | (ARENA_SIZE - 1)) + 1).min(end);
-                    (*pagemap::arena_of(a)).free_pages += (piece_end - a) >> PAGE_SHIFT;
-                    a = piece_end;
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            let mut r = self.arenas;
+            while !r.is_null() {
+                (*r).free_pages = 0;
+                r = (*r).next;
+            }
+            for list in &self.free {
+                let mut s = list.first;
+                while !s.is_null() {
+                    let end = (*s).end();
+                    let mut a = (*s).start;
+                    while a < end {
+                        let piece_end = ((a | (ARENA_SIZE - 1)) + 1).min(end);
+                        (*pagemap::arena_of(a)).free_pages += (piece_end - a) >> PAGE_SHIFT;
+                        a = piece_end;
+                    }
+                    s = (*s).next;
                 }
-                s = (*s).next;
             }
-        }
-        let mut any = false;
-        r = self.arenas;
-        while !r.is_null() {
-            any |= wholly_free(r);
-            r = (*r).next;
-        }
-        if !any {
-            return 0;
-        }
-        for i in 0..NUM_FREE_LISTS {
-            let mut s = self.free[i].first;
-            while !s.is_null() {
-                // Pieces that cutting puts back on a list hold no page of a marked arena:
-                // met again, they are left alone.
-                let next = (*s).next;
-                self.cut_free_arenas(s);
-                s = next;
+            let mut any = false;
+            r = self.arenas;
+            while !r.is_null() {
+                any |= wholly_free(r);
+                r = (*r).next;
             }
-        }
-        let mut bytes = 0;
-        let mut link: *mut *mut HeapArena = &mut self.arenas;
-        while !(*link).is_null() {
-            let r = *link;
-            if !wholly_free(r) {
-                link = &mut (*r).next;
-                continue;
+            if !any {
+                return 0;
             }
-            *link = (*r).next;
-            let size = (*r).reserved_pages << PAGE_SHIFT;
-            pagemap::unregister_arena((*r).base);
-            os::free((*r).base as *mut u8, size);
-            (*r).base = 0;
-            (*r).reserved_pages = 0;
-            (*r).free_pages = 0;
-            (*r).next = self.arena_pool;
-            self.arena_pool = r;
-            bytes += size;
+            for i in 0..NUM_FREE_LISTS {
+                let mut s = self.free[i].first;
+                while !s.is_null() {
+                    // Pieces that cutting puts back on a list hold no page of a marked
+                    // arena:
+                    // met again, they are left alone.
+                    let next = (*s).next;
+                    self.cut_free_arenas(s);
+                    s = next;
+                }
+            }
+            let mut bytes = 0;
+            let mut link: *mut *mut HeapArena = &mut self.arenas;
+            while !(*link).is_null() {
+                let r = *link;
+                if !wholly_free(r) {
+                    link = &mut (*r).next;
+                    continue;
+                }
+                *link = (*r).next;
+                let size = (*r).reserved_pages << PAGE_SHIFT;
+                pagemap::unregister_arena((*r).base);
+                os::free((*r).base as *mut u8, size);
+                (*r).base = 0;
+                (*r).reserved_pages = 0;
+                (*r).free_pages = 0;
+                (*r).next = self.arena_pool;
+                self.arena_pool = r;
+                bytes += size;
+            }
+            bytes
         }
-        bytes
     }
 
     /// Takes the pages of the free span `s` (on its list) that lie in arenas marked for
@@ -774,141 +955,161 @@ impl HeapInner {
     /// are `s`'s alone, so they are marked. When both ends stay and there is no record for
     /// the second piece, the arenas between are unmarked instead.
     unsafe fn cut_free_arenas(&mut self, s: *mut MSpan) {
-        let start = (*s).start;
-        let end = (*s).end();
-        let first = start & !(ARENA_SIZE - 1);
-        let last = (end - 1) & !(ARENA_SIZE - 1);
-        let marked = |base: usize| wholly_free(pagemap::arena_of(base));
-        let keep_head = !marked(first);
-        let keep_tail = !marked(last);
-        if keep_head && keep_tail && last <= first + ARENA_SIZE {
-            return;
-        }
-        let mut t: *mut MSpan = ptr::null_mut();
-        if keep_head && keep_tail {
-            t = self.new_span();
-            if t.is_null() {
-                let mut a = first + ARENA_SIZE;
-                while a < last {
-                    (*pagemap::arena_of(a)).free_pages = 0;
-                    a += ARENA_SIZE;
-                }
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            let start = (*s).start;
+            let end = (*s).end();
+            let first = start & !(ARENA_SIZE - 1);
+            let last = (end - 1) & !(ARENA_SIZE - 1);
+            let marked = |base: usize| wholly_free(pagemap::arena_of(base));
+            let keep_head = !marked(first);
+            let keep_tail = !marked(last);
+            if keep_head && keep_tail && last <= first + ARENA_SIZE {
                 return;
             }
-        }
-        self.remove_free(s);
-        // Kept: [start, head_end) and [tail_start, end); dropped: what lies between.
-        let head_end = if keep_head { first + ARENA_SIZE } else { start };
-        let tail_start = if keep_tail { last } else { end };
-        let dropped = (tail_start - head_end) >> PAGE_SHIFT;
-        self.stats.pages_free -= dropped;
-        if (*s).released {
-            self.stats.pages_released -= dropped;
-        }
-        self.stats.sys_bytes -= dropped << PAGE_SHIFT;
-        if keep_tail {
-            let tail = if keep_head { t } else { s };
-            (*tail).start = tail_start;
-            (*tail).npages = (end - tail_start) >> PAGE_SHIFT;
-            (*tail).state = SpanState::Free;
-            (*tail).needzero = (*s).needzero;
-            (*tail).released = (*s).released;
-            (*tail).free_time = (*s).free_time;
-            Self::map_free_ends(tail);
-            self.insert_free(tail);
-        }
-        if keep_head {
-            (*s).npages = (head_end - start) >> PAGE_SHIFT;
-            Self::map_free_ends(s);
-            self.insert_free(s);
-        } else if !keep_tail {
-            self.spanalloc.free(s as *mut u8);
+            let mut t: *mut MSpan = ptr::null_mut();
+            if keep_head && keep_tail {
+                t = self.new_span();
+                if t.is_null() {
+                    let mut a = first + ARENA_SIZE;
+                    while a < last {
+                        (*pagemap::arena_of(a)).free_pages = 0;
+                        a += ARENA_SIZE;
+                    }
+                    return;
+                }
+            }
+            self.remove_free(s);
+            // Kept: [start, head_end) and [tail_start, end); dropped: what lies between.
+            let head_end = if keep_head { first + ARENA_SIZE } else { start };
+            let tail_start = if keep_tail { last } else { end };
+            let dropped = (tail_start - head_end) >> PAGE_SHIFT;
+            self.stats.pages_free -= dropped;
+            if (*s).released {
+                self.stats.pages_released -= dropped;
+            }
+            self.stats.sys_bytes -= dropped << PAGE_SHIFT;
+            if keep_tail {
+                let tail = if keep_head { t } else { s };
+                (*tail).start = tail_start;
+                (*tail).npages = (end - tail_start) >> PAGE_SHIFT;
+                (*tail).state = SpanState::Free;
+                (*tail).needzero = (*s).needzero;
+                (*tail).released = (*s).released;
+                (*tail).free_time = (*s).free_time;
+                Self::map_free_ends(tail);
+                self.insert_free(tail);
+            }
+            if keep_head {
+                (*s).npages = (head_end - start) >> PAGE_SHIFT;
+                Self::map_free_ends(s);
+                self.insert_free(s);
+            } else if !keep_tail {
+                self.spanalloc.free(s as *mut u8);
+            }
         }
     }
 
     /// Adds freshly mapped (zero) memory as a free span.
     unsafe fn add_fresh(&mut self, start: usize, bytes: usize) {
-        let s = self.new_span();
-        if s.is_null() {
-            // No memory for the record: the pages stay mapped but unused.
-            return;
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            let s = self.new_span();
+            if s.is_null() {
+                // No memory for the record: the pages stay mapped but unused.
+                return;
+            }
+            (*s).start = start;
+            (*s).npages = bytes >> PAGE_SHIFT;
+            (*s).state = SpanState::Free;
+            (*s).needzero = false;
+            (*s).released = false;
+            (*s).free_time = os::nanotime();
+            self.stats.sys_bytes += bytes;
+            self.stats.pages_free += (*s).npages;
+            Self::map_free_ends(s);
+            self.coalesce_and_insert(s);
         }
-        (*s).start = start;
-        (*s).npages = bytes >> PAGE_SHIFT;
-        (*s).state = SpanState::Free;
-        (*s).needzero = false;
-        (*s).released = false;
-        (*s).free_time = os::nanotime();
-        self.stats.sys_bytes += bytes;
-        self.stats.pages_free += (*s).npages;
-        Self::map_free_ends(s);
-        self.coalesce_and_insert(s);
     }
 
     /// Frees the in-use span `s`; a Large one may go to the span cache when `may_cache`
     /// (its pages must then all point at it).
     unsafe fn free_span_locked(&mut self, s: *mut MSpan, may_cache: bool) {
-        debug_assert!((*s).state != SpanState::Free && (*s).list.is_null());
-        let npages = (*s).npages;
-        let large = (*s).state == SpanState::Large;
-        if large {
-            self.stats.large_frees += 1;
-            self.stats.large_pages_inuse -= npages;
-        } else {
-            pagemap::clear_info((*s).start, npages);
-            self.bitmaps[bitmap_index((*s).sizeclass)].free((*s).freebits as *mut u8);
-            (*s).freebits = ptr::null_mut();
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            debug_assert!((*s).state != SpanState::Free && (*s).list.is_null());
+            let npages = (*s).npages;
+            let large = (*s).state == SpanState::Large;
+            if large {
+                self.stats.large_frees += 1;
+                self.stats.large_pages_inuse -= npages;
+            } else {
+                pagemap::clear_info((*s).start, npages);
+                self.bitmaps[bitmap_index((*s).sizeclass)].free((*s).freebits as *mut u8);
+                (*s).freebits = ptr::null_mut();
+            }
+            (*s).sizeclass = 0;
+            (*s).needzero = true;
+            (*s).released = false;
+            (*s).free_time = os::nanotime();
+            self.stats.pages_inuse -= npages;
+            self.stats.pages_free += npages;
+            if large && may_cache && self.put_cached(s) {
+                return;
+            }
+            Self::map_free_ends(s);
+            (*s).state = SpanState::Free;
+            self.coalesce_and_insert(s);
         }
-        (*s).sizeclass = 0;
-        (*s).needzero = true;
-        (*s).released = false;
-        (*s).free_time = os::nanotime();
-        self.stats.pages_inuse -= npages;
-        self.stats.pages_free += npages;
-        if large && may_cache && self.put_cached(s) {
-            return;
-        }
-        Self::map_free_ends(s);
-        (*s).state = SpanState::Free;
-        self.coalesce_and_insert(s);
     }
 
     /// Merges the free span `s` (on no list) with free neighbours in the same release
     /// state, then puts the result on its list.
     unsafe fn coalesce_and_insert(&mut self, s: *mut MSpan) {
-        let before = pagemap::span_of((*s).start - PAGE_SIZE);
-        if !before.is_null()
-            && (*before).state == SpanState::Free
-            && (*before).released == (*s).released
-            && (*before).end() == (*s).start
-        {
-            self.remove_free(before);
-            if (*s).npages > 1 || (*before).npages > 1 {
-                pagemap::set_span((*before).end() - PAGE_SIZE, ptr::null_mut());
-                pagemap::set_span((*s).start, ptr::null_mut());
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            let before = pagemap::span_of((*s).start - PAGE_SIZE);
+            if !before.is_null()
+                && (*before).state == SpanState::Free
+                && (*before).released == (*s).released
+                && (*before).end() == (*s).start
+            {
+                self.remove_free(before);
+                if (*s).npages > 1 || (*before).npages > 1 {
+                    pagemap::set_span((*before).end() - PAGE_SIZE, ptr::null_mut());
+                    pagemap::set_span((*s).start, ptr::null_mut());
+                }
+                (*s).start = (*before).start;
+                (*s).npages += (*before).npages;
+                (*s).needzero |= (*before).needzero;
+                (*s).free_time = (*s).free_time.max((*before).free_time);
+                self.spanalloc.free(before as *mut u8);
             }
-            (*s).start = (*before).start;
-            (*s).npages += (*before).npages;
-            (*s).needzero |= (*before).needzero;
-            (*s).free_time = (*s).free_time.max((*before).free_time);
-            self.spanalloc.free(before as *mut u8);
+            let after = pagemap::span_of((*s).end());
+            if !after.is_null()
+                && (*after).state == SpanState::Free
+                && (*after).released == (*s).released
+                && (*after).start == (*s).end()
+            {
+                self.remove_free(after);
+                pagemap::set_span((*s).end() - PAGE_SIZE, ptr::null_mut());
+                pagemap::set_span((*after).start, ptr::null_mut());
+                (*s).npages += (*after).npages;
+                (*s).needzero |= (*after).needzero;
+                (*s).free_time = (*s).free_time.max((*after).free_time);
+                self.spanalloc.free(after as *mut u8);
+            }
+            Self::map_free_ends(s);
+            self.insert_free(s);
         }
-        let after = pagemap::span_of((*s).end());
-        if !after.is_null()
-            && (*after).state == SpanState::Free
-            && (*after).released == (*s).released
-            && (*after).start == (*s).end()
-        {
-            self.remove_free(after);
-            pagemap::set_span((*s).end() - PAGE_SIZE, ptr::null_mut());
-            pagemap::set_span((*after).start, ptr::null_mut());
-            (*s).npages += (*after).npages;
-            (*s).needzero |= (*after).needzero;
-            (*s).free_time = (*s).free_time.max((*after).free_time);
-            self.spanalloc.free(after as *mut u8);
-        }
-        Self::map_free_ends(s);
-        self.insert_free(s);
     }
 
     unsafe fn take_for_release_locked(
@@ -916,232 +1117,266 @@ impl HeapInner {
         now: u64,
         min_age_ns: u64,
         max_pages: usize,
-        to_goal: bool,
     ) -> (*mut MSpan, u64) {
-        let limit = if to_goal {
-            self.stats.excess_pages()
-        } else {
-            usize::MAX
-        };
-        if limit == 0 {
-            return (ptr::null_mut(), 0);
-        }
-        let mut wait_ns = u64::MAX;
-        // Cached spans idle for the delay go to the free lists, where they can be picked.
-        let mut i = 0;
-        while i < self.cache_len {
-            let age = now.saturating_sub((*self.cache[i]).free_time);
-            if age >= min_age_ns {
-                self.uncache(i);
-            } else {
-                wait_ns = wait_ns.min(min_age_ns - age);
-                i += 1;
-            }
-        }
-        let mut best: *mut MSpan = ptr::null_mut();
-        for list in &self.free {
-            // Resident spans come first on each list.
-            let mut s = list.first;
-            while !s.is_null() && !(*s).released {
-                let age = now.saturating_sub((*s).free_time);
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            let mut wait_ns = u64::MAX;
+            let mut visits = 0;
+            // Cached spans idle for the delay go to the free lists, where they can be
+            // picked.
+            let mut i = 0;
+            while i < self.cache_len {
+                visits += 1;
+                let age = now.saturating_sub((*self.cache[i]).free_time);
                 if age >= min_age_ns {
-                    if best.is_null() || (*s).start > (*best).start {
-                        best = s;
-                    }
+                    self.uncache(i);
                 } else {
                     wait_ns = wait_ns.min(min_age_ns - age);
+                    i += 1;
                 }
-                s = (*s).next;
             }
-        }
-        if best.is_null() {
-            return (
-                ptr::null_mut(),
-                if wait_ns == u64::MAX { 0 } else { wait_ns },
-            );
-        }
-        self.remove_free(best);
-        let take = (*best).npages.min(max_pages).min(limit).max(1);
-        if (*best).npages > take {
-            // Release the highest pages; the rest stays on the lists.
-            let front = self.split_front(best, (*best).npages - take);
-            if !front.is_null() {
-                self.insert_free(front);
+            // The oldest resident span of each list; of those old enough, the oldest.
+            let mut best: *mut MSpan = ptr::null_mut();
+            let mut lists = self.nonempty;
+            while lists != 0 {
+                let s = self.resident_last[lists.trailing_zeros() as usize];
+                lists &= lists - 1;
+                if s.is_null() {
+                    continue;
+                }
+                visits += 1;
+                let age = now.saturating_sub((*s).free_time);
+                if age < min_age_ns {
+                    wait_ns = wait_ns.min(min_age_ns - age);
+                } else if best.is_null()
+                    || (*s).free_time < (*best).free_time
+                    || (*s).free_time == (*best).free_time && (*s).start > (*best).start
+                {
+                    best = s;
+                }
             }
+            self.take_visits = visits;
+            if best.is_null() {
+                return (
+                    ptr::null_mut(),
+                    if wait_ns == u64::MAX { 0 } else { wait_ns },
+                );
+            }
+            self.remove_free(best);
+            let take = (*best).npages.min(max_pages).max(1);
+            if (*best).npages > take {
+                // Release the highest pages; the rest stays on the lists, still the oldest.
+                let front = self.split_front(best, (*best).npages - take);
+                if !front.is_null() {
+                    self.insert_free_oldest(front);
+                }
+            }
+            (*best).state = SpanState::Releasing;
+            self.stats.pages_releasing += (*best).npages;
+            self.releasing.push_back(best);
+            (best, 0)
         }
-        (*best).state = SpanState::Releasing;
-        self.stats.pages_releasing += (*best).npages;
-        self.releasing.push_back(best);
-        (best, 0)
     }
 
     unsafe fn put_released_locked(&mut self, s: *mut MSpan, zeroed: bool) {
-        self.releasing.remove(s);
-        let n = (*s).npages;
-        self.stats.pages_releasing -= n;
-        self.stats.pages_released += n;
-        (*s).state = SpanState::Free;
-        (*s).released = true;
-        if zeroed {
-            (*s).needzero = false;
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            self.releasing.remove(s);
+            let n = (*s).npages;
+            self.stats.pages_releasing -= n;
+            self.stats.pages_released += n;
+            (*s).state = SpanState::Free;
+            (*s).released = true;
+            if zeroed {
+                (*s).needzero = false;
+            }
+            self.coalesce_and_insert(s);
         }
-        self.coalesce_and_insert(s);
     }
 
     unsafe fn resize_large_locked(&mut self, s: *mut MSpan, npages: usize) -> bool {
-        debug_assert!((*s).state == SpanState::Large);
-        let old = (*s).npages;
-        if npages == old {
-            return true;
-        }
-        if npages < old {
-            let t = self.new_span();
-            if t.is_null() {
-                return false;
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            debug_assert!((*s).state == SpanState::Large);
+            let old = (*s).npages;
+            if npages == old {
+                return true;
             }
-            (*t).start = (*s).start + (npages << PAGE_SHIFT);
-            (*t).npages = old - npages;
-            (*t).state = SpanState::Large;
-            (*s).npages = npages;
-            // t's pages map to s until free_span_locked rewrites its ends, so it must not
-            // be cached.
-            self.free_span_locked(t, false);
-            // t was never a separate allocation. (After the free, which counted it: before
-            // it, the count can be 0, and the subtraction would overflow in a debug build
-            // and panic with the heap lock held.)
-            self.stats.large_frees -= 1;
-            return true;
-        }
-        let mut after = pagemap::span_of((*s).end());
-        if !after.is_null() && (*after).state == SpanState::Cached && (*after).start == (*s).end() {
-            // Merge it back into the free lists, then look again.
-            if let Some(i) = self.cache[..self.cache_len]
-                .iter()
-                .position(|&c| c == after)
+            if npages < old {
+                let t = self.new_span();
+                if t.is_null() {
+                    return false;
+                }
+                (*t).start = (*s).start + (npages << PAGE_SHIFT);
+                (*t).npages = old - npages;
+                (*t).state = SpanState::Large;
+                (*s).npages = npages;
+                // t's pages map to s until free_span_locked rewrites its ends, so it must
+                // not
+                // be cached.
+                self.free_span_locked(t, false);
+                // t was never a separate allocation. (After the free, which counted it:
+                // before
+                // it, the count can be 0, and the subtraction would overflow in a debug
+                // build
+                // and panic with the heap lock held.)
+                self.stats.large_frees -= 1;
+                return true;
+            }
+            let mut after = pagemap::span_of((*s).end());
+            if !after.is_null()
+                && (*after).state == SpanState::Cached
+                && (*after).start == (*s).end()
             {
-                self.uncache(i);
+                // Merge it back into the free lists, then look again.
+                if let Some(i) = self.cache[..self.cache_len]
+                    .iter()
+                    .position(|&c| c == after)
+                {
+                    self.uncache(i);
+                }
+                after = pagemap::span_of((*s).end());
             }
-            after = pagemap::span_of((*s).end());
-        }
-        let extra = npages - old;
-        if after.is_null()
-            || (*after).state != SpanState::Free
-            || (*after).start != (*s).end()
-            || (*after).npages < extra
-        {
-            return false;
-        }
-        self.remove_free(after);
-        if (*after).npages > extra {
-            let t = self.split_front(after, extra);
-            if t.is_null() {
-                self.insert_free(after);
+            let extra = npages - old;
+            if after.is_null()
+                || (*after).state != SpanState::Free
+                || (*after).start != (*s).end()
+                || (*after).npages < extra
+            {
                 return false;
             }
-            self.insert_free(after);
-            self.absorb_free(s, t);
-        } else {
-            self.absorb_free(s, after);
+            self.remove_free(after);
+            if (*after).npages > extra {
+                let t = self.split_front(after, extra);
+                if t.is_null() {
+                    self.insert_free(after);
+                    return false;
+                }
+                self.insert_free(after);
+                self.absorb_free(s, t);
+            } else {
+                self.absorb_free(s, after);
+            }
+            true
         }
-        true
     }
 
     /// Appends the free span `t` (on no list, right after `s`) to the Large span `s`.
     unsafe fn absorb_free(&mut self, s: *mut MSpan, t: *mut MSpan) {
-        let n = (*t).npages;
-        self.stats.pages_free -= n;
-        if (*t).released {
-            self.stats.pages_released -= n;
-            os::used((*t).start as *mut u8, (*t).bytes());
+        // SAFETY: the `HeapInner` contract: the heap lock is held, so the lists, the cache,
+        // the arena records, our page-map entries and the span records reached through them
+        // are this thread's alone; spans passed in are in the states the doc names.
+        unsafe {
+            let n = (*t).npages;
+            self.stats.pages_free -= n;
+            if (*t).released {
+                self.stats.pages_released -= n;
+                os::used((*t).start as *mut u8, (*t).bytes());
+            }
+            self.stats.pages_inuse += n;
+            self.stats.large_pages_inuse += n;
+            self.stats.large_pages_total += n as u64;
+            pagemap::set_range((*t).start, n, s, 0);
+            (*s).npages += n;
+            self.spanalloc.free(t as *mut u8);
         }
-        self.stats.pages_inuse += n;
-        self.stats.large_pages_inuse += n;
-        self.stats.large_pages_total += n as u64;
-        pagemap::set_range((*t).start, n, s, 0);
-        (*s).npages += n;
-        self.spanalloc.free(t as *mut u8);
     }
 
     unsafe fn validate_locked(&self) {
-        let mut free_pages = 0;
-        let mut released_pages = 0;
-        for (i, list) in self.free.iter().enumerate() {
-            list.validate();
-            invariant_eq!(
-                self.nonempty & (1u128 << i) != 0,
-                !list.is_empty(),
-                "bit {i}"
-            );
-            let mut s = list.first;
-            let mut seen_released = false;
-            while !s.is_null() {
-                let sp = &*s;
-                invariant_eq!(sp.state, SpanState::Free);
-                invariant!(sp.freebits.is_null(), "a free span has no bitmap");
-                invariant_eq!(list_index(sp.npages), i);
-                invariant!(!seen_released || sp.released, "resident spans come first");
-                seen_released |= sp.released;
-                invariant_eq!(pagemap::span_of(sp.start), s);
-                invariant_eq!(pagemap::span_of(sp.end() - PAGE_SIZE), s);
-                for k in 1..sp.npages.saturating_sub(1) {
-                    let a = sp.start + (k << PAGE_SHIFT);
-                    // Interior span pointers may be stale, never the info word.
-                    invariant_eq!(pagemap::page_class(a), 0);
-                }
-                // Neighbours in the same state would have been merged.
-                for n in [
-                    pagemap::span_of(sp.start - PAGE_SIZE),
-                    pagemap::span_of(sp.end()),
-                ] {
-                    if !n.is_null() && (*n).state == SpanState::Free {
-                        invariant!((*n).released != sp.released, "unmerged free neighbours");
+        // SAFETY: the heap lock is held: the lists, the cache and the arena records are
+        // read only, while no other thread changes them.
+        unsafe {
+            let mut free_pages = 0;
+            let mut released_pages = 0;
+            for (i, list) in self.free.iter().enumerate() {
+                list.validate();
+                invariant_eq!(
+                    self.nonempty & (1u128 << i) != 0,
+                    !list.is_empty(),
+                    "bit {i}"
+                );
+                let mut s = list.first;
+                let mut seen_released = false;
+                let mut last_resident: *mut MSpan = ptr::null_mut();
+                while !s.is_null() {
+                    let sp = &*s;
+                    invariant_eq!(sp.state, SpanState::Free);
+                    invariant!(sp.freebits.is_null(), "a free span has no bitmap");
+                    invariant_eq!(list_index(sp.npages), i);
+                    invariant!(!seen_released || sp.released, "resident spans come first");
+                    seen_released |= sp.released;
+                    if !sp.released {
+                        last_resident = s;
                     }
+                    invariant_eq!(pagemap::span_of(sp.start), s);
+                    invariant_eq!(pagemap::span_of(sp.end() - PAGE_SIZE), s);
+                    for k in 1..sp.npages.saturating_sub(1) {
+                        let a = sp.start + (k << PAGE_SHIFT);
+                        // Interior span pointers may be stale, never the info word.
+                        invariant_eq!(pagemap::page_class(a), 0);
+                    }
+                    // Neighbours in the same state would have been merged.
+                    for n in [
+                        pagemap::span_of(sp.start - PAGE_SIZE),
+                        pagemap::span_of(sp.end()),
+                    ] {
+                        if !n.is_null() && (*n).state == SpanState::Free {
+                            invariant!((*n).released != sp.released, "unmerged free neighbours");
+                        }
+                    }
+                    free_pages += sp.npages;
+                    if sp.released {
+                        released_pages += sp.npages;
+                    }
+                    s = sp.next;
                 }
-                free_pages += sp.npages;
-                if sp.released {
-                    released_pages += sp.npages;
-                }
-                s = sp.next;
+                invariant_eq!(self.resident_last[i], last_resident, "scavenge index {i}");
             }
+            invariant!(self.cache_len <= SPAN_CACHE_SLOTS);
+            let mut cached = 0;
+            for &c in &self.cache[..self.cache_len] {
+                invariant_eq!((*c).state, SpanState::Cached);
+                invariant!(!(*c).released && (*c).list.is_null());
+                invariant_eq!(pagemap::span_of((*c).start), c);
+                cached += (*c).npages;
+            }
+            invariant_eq!(cached, self.cache_pages);
+            free_pages += cached;
+            self.releasing.validate();
+            let mut s = self.releasing.first;
+            while !s.is_null() {
+                invariant_eq!((*s).state, SpanState::Releasing);
+                free_pages += (*s).npages;
+                s = (*s).next;
+            }
+            let mut reserved = 0;
+            let mut r = self.arenas;
+            while !r.is_null() {
+                invariant_eq!(pagemap::arena_of((*r).base), r);
+                invariant!((*r).reserved_pages > 0 && (*r).reserved_pages <= PAGES_PER_ARENA);
+                reserved += (*r).reserved_pages << PAGE_SHIFT;
+                r = (*r).next;
+            }
+            // Less when a span record was missing for fresh pages (`add_fresh`).
+            invariant!(self.stats.sys_bytes + (self.cur_end - self.cur) <= reserved);
+            r = self.arena_pool;
+            while !r.is_null() {
+                invariant!((*r).base == 0 && (*r).reserved_pages == 0);
+                r = (*r).next;
+            }
+            invariant_eq!(free_pages, self.stats.pages_free);
+            invariant_eq!(released_pages, self.stats.pages_released);
+            invariant_eq!(
+                (self.stats.pages_free + self.stats.pages_inuse) << PAGE_SHIFT,
+                self.stats.sys_bytes
+            );
         }
-        invariant!(self.cache_len <= SPAN_CACHE_SLOTS);
-        let mut cached = 0;
-        for &c in &self.cache[..self.cache_len] {
-            invariant_eq!((*c).state, SpanState::Cached);
-            invariant!(!(*c).released && (*c).list.is_null());
-            invariant_eq!(pagemap::span_of((*c).start), c);
-            cached += (*c).npages;
-        }
-        invariant_eq!(cached, self.cache_pages);
-        free_pages += cached;
-        self.releasing.validate();
-        let mut s = self.releasing.first;
-        while !s.is_null() {
-            invariant_eq!((*s).state, SpanState::Releasing);
-            free_pages += (*s).npages;
-            s = (*s).next;
-        }
-        let mut reserved = 0;
-        let mut r = self.arenas;
-        while !r.is_null() {
-            invariant_eq!(pagemap::arena_of((*r).base), r);
-            invariant!((*r).reserved_pages > 0 && (*r).reserved_pages <= PAGES_PER_ARENA);
-            reserved += (*r).reserved_pages << PAGE_SHIFT;
-            r = (*r).next;
-        }
-        // Less when a span record was missing for fresh pages (`add_fresh`).
-        invariant!(self.stats.sys_bytes + (self.cur_end - self.cur) <= reserved);
-        r = self.arena_pool;
-        while !r.is_null() {
-            invariant!((*r).base == 0 && (*r).reserved_pages == 0);
-            r = (*r).next;
-        }
-        invariant_eq!(free_pages, self.stats.pages_free);
-        invariant_eq!(released_pages, self.stats.pages_released);
-        invariant_eq!(
-            (self.stats.pages_free + self.stats.pages_inuse) << PAGE_SHIFT,
-            self.stats.sys_bytes
-        );
     }
 }
 
@@ -1284,7 +1519,7 @@ mod tests {
                 // Some free spans released, so that an arena can hold free spans in both
                 // states.
                 for _ in 0..4 {
-                    let (s, _) = h.take_for_release_locked(u64::MAX, 0, 1 + rand(2048), false);
+                    let (s, _) = h.take_for_release_locked(u64::MAX, 0, 1 + rand(2048));
                     if !s.is_null() {
                         h.put_released_locked(s, false);
                     }
@@ -1319,5 +1554,124 @@ mod tests {
             HEAP.free_span(s);
             HEAP.validate();
         }
+    }
+    /// `2 * n` one-page Large spans from the heap; every other one is freed (not cached),
+    /// under one hold of the lock, so that `n` free spans lie between in-use ones and no
+    /// two of them merge. Returns the spans still in use.
+    fn fragmented_heap(n: usize) -> Vec<*mut MSpan> {
+        let spans: Vec<*mut MSpan> = (0..2 * n).map(|_| HEAP.alloc_span(1, 0)).collect();
+        assert!(spans.iter().all(|s| !s.is_null()));
+        HEAP.lock.lock();
+        // SAFETY: the heap lock is held; the spans were allocated above and are freed once.
+        unsafe {
+            let h = HEAP.inner();
+            for &s in spans.iter().step_by(2) {
+                h.free_span_locked(s, false);
+            }
+        }
+        HEAP.lock.unlock();
+        spans.into_iter().skip(1).step_by(2).collect()
+    }
+
+    fn free_all(spans: Vec<*mut MSpan>) {
+        for s in spans {
+            // SAFETY: each span is in use and freed once.
+            unsafe { HEAP.free_span(s) };
+        }
+    }
+
+    #[test]
+    fn choosing_a_chunk_does_not_walk_the_free_spans() {
+        assert!(crate::init());
+        let n = 4000;
+        let live = fragmented_heap(n);
+        HEAP.lock.lock();
+        // SAFETY: the heap lock is held; the span taken is put back in the same hold.
+        let visits = unsafe {
+            let h = HEAP.inner();
+            let (s, _) = h.take_for_release_locked(u64::MAX, 0, 1);
+            assert!(!s.is_null());
+            h.put_released_locked(s, false);
+            h.take_visits
+        };
+        HEAP.lock.unlock();
+        free_all(live);
+        HEAP.validate();
+        // Each free list's oldest resident span and the span cache, whatever the heap
+        // holds.
+        assert!(
+            visits <= NUM_FREE_LISTS + SPAN_CACHE_SLOTS,
+            "{visits} spans looked at with {n} free spans"
+        );
+    }
+
+    /// The longest hold of the heap lock while `release_all` releases a fragmented heap of
+    /// 100,000 free spans: its locked sections, as `release_oldest` runs them (the
+    /// scavenger's chunks take the same ones), timed one by one.
+    /// A measurement, not a check: run it alone,
+    /// `cargo test --release --lib mheap::tests::lock_hold -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn lock_hold_releasing_a_fragmented_heap() {
+        use std::time::Instant;
+        assert!(crate::init());
+        let n = 100_000;
+        let live = fragmented_heap(n);
+        let mode = os::ReleaseMode::DontNeed;
+        let mut takes = Vec::with_capacity(n + 1);
+        let mut longest_put = 0u128;
+        let mut most_visits = 0;
+        let mut chunks = 0;
+        let t0 = Instant::now();
+        loop {
+            HEAP.lock.lock();
+            let t = Instant::now();
+            // SAFETY: the heap lock is held.
+            let (s, _) = unsafe {
+                HEAP.inner()
+                    .take_for_release_locked(0, 0, RELEASE_ALL_CHUNK_PAGES)
+            };
+            let took = t.elapsed().as_nanos();
+            // SAFETY: the heap lock is held.
+            most_visits = most_visits.max(unsafe { HEAP.inner().take_visits });
+            HEAP.lock.unlock();
+            // Not under the lock: a push may allocate.
+            takes.push(took);
+            if s.is_null() {
+                break;
+            }
+            chunks += 1;
+            // SAFETY: s is Releasing: only this thread touches it.
+            unsafe {
+                let zeroed = os::release((*s).start as *mut u8, (*s).bytes(), mode);
+                HEAP.lock.lock();
+                let t = Instant::now();
+                HEAP.inner().put_released_locked(s, zeroed);
+                longest_put = longest_put.max(t.elapsed().as_nanos());
+                HEAP.lock.unlock();
+            }
+        }
+        let total = t0.elapsed();
+        HEAP.lock.lock();
+        let t = Instant::now();
+        // SAFETY: the heap lock is held.
+        unsafe { HEAP.inner().release_free_arenas_locked() };
+        let arenas = t.elapsed().as_nanos();
+        HEAP.lock.unlock();
+        takes.sort_unstable();
+        let us = |i: usize| takes[i.min(takes.len() - 1)] as f64 / 1e3;
+        println!(
+            "{n} free spans: {chunks} chunks in {:.3} s; choosing a chunk: at most {most_visits} \
+             spans looked at, hold median {:.1} us, 99th percentile {:.1} us, longest {:.1} us; \
+             longest hold putting it back {:.1} us; release_free_arenas {:.1} us",
+            total.as_secs_f64(),
+            us(takes.len() / 2),
+            us(takes.len() * 99 / 100),
+            us(takes.len() - 1),
+            longest_put as f64 / 1e3,
+            arenas as f64 / 1e3
+        );
+        free_all(live);
+        HEAP.validate();
     }
 }

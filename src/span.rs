@@ -247,6 +247,28 @@ impl MSpanList {
         self.len += 1;
     }
 
+    /// Puts `s` right after `at`, or first when `at` is null.
+    ///
+    /// # Safety
+    /// `s` is a valid span on no list; `at` is null or on this list; the list's owner lock
+    /// is held.
+    pub unsafe fn insert_after(&mut self, at: *mut MSpan, s: *mut MSpan) {
+        if at.is_null() {
+            return self.push_front(s);
+        }
+        debug_assert!((*s).list.is_null() && core::ptr::eq((*at).list, self));
+        (*s).prev = at;
+        (*s).next = (*at).next;
+        if (*at).next.is_null() {
+            self.last = s;
+        } else {
+            (*(*at).next).prev = s;
+        }
+        (*at).next = s;
+        (*s).list = self;
+        self.len += 1;
+    }
+
     /// # Safety
     /// `s` is on this list; the list's owner lock is held.
     pub unsafe fn remove(&mut self, s: *mut MSpan) {
@@ -350,6 +372,29 @@ mod tests {
             l.remove(p[4]);
             l.validate();
             assert!(l.is_empty());
+        }
+    }
+
+    #[test]
+    fn insert_after_links_in_place() {
+        let mut spans: Vec<MSpan> = (0..4).map(span).collect();
+        let p: Vec<*mut MSpan> = spans.iter_mut().map(|s| s as *mut MSpan).collect();
+        let mut l = MSpanList::new();
+        // SAFETY: the spans outlive the list and this test is the only user.
+        unsafe {
+            l.insert_after(ptr::null_mut(), p[0]);
+            l.insert_after(p[0], p[2]);
+            l.insert_after(p[0], p[1]);
+            l.insert_after(p[2], p[3]);
+            l.validate();
+            let mut order = vec![];
+            let mut s = l.first;
+            while !s.is_null() {
+                order.push((*s).start);
+                s = (*s).next;
+            }
+            assert_eq!(order, vec![0, 1, 2, 3]);
+            assert_eq!(l.last, p[3]);
         }
     }
 
