@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tables and SVG plots for scripts/bench.sh (python3 standard library only).
 
-    report.py summary   --csv results.csv --meta meta.txt --rss-dir rss/ --out DIR
+    report.py summary   --csv results.csv --meta meta.txt --rss-dir rss/ [--locks-dir locks/] --out DIR
     report.py callgrind --csv callgrind.csv --meta meta.txt --out DIR
     report.py overview  --summary summary.md --out overview.svg
 
@@ -9,7 +9,11 @@ summary: medians per workload and allocator of wall time, CPU time and peak RSS 
 the runs that passed, ratios to goalloc (below 1: less than goalloc) and their geometric
 means per allocator; writes summary.txt (also printed), summary.md, medians.csv and
 time_ratio.svg, peak_rss.svg, rss_after_peak.svg, and overview.svg: the README's plot,
-the peers' ratios to goalloc in wall time and peak RSS, a row per workload.
+the peers' ratios to goalloc in wall time and peak RSS, a row per workload. With
+--locks-dir (goalloc's GOALLOC_STATS=json reports, W-goalloc-rN.json): the locks' traffic
+per workload (acquisitions and contended ones per million malloc+free, mean hold time,
+share of the wall time held) and a model of each lock's utilisation at 16, 64 and 128
+threads on as many cores; also in locks.csv.
 
 overview: overview.svg again from the tables of a summary.md (the committed results keep
 summary.md, not the CSV).
@@ -20,6 +24,7 @@ callgrind.md.
 """
 import argparse
 import csv
+import json
 import math
 import os
 import statistics
@@ -563,6 +568,142 @@ def header(meta):
     return lines
 
 
+# ---- locks ------------------------------------------------------------------------------
+
+MODEL_THREADS = [16, 64, 128]
+
+
+def load_locks(locks_dir):
+    """{(workload, allocator, round): {"calls": n, "locks": {name: [acq, contended, held_ns]}}}
+    from W-A-rN.json, each a JSON report per line (one per process), the processes summed."""
+    runs = {}
+    if not locks_dir or not os.path.isdir(locks_dir):
+        return runs
+    for name in sorted(os.listdir(locks_dir)):
+        if not name.endswith(".json"):
+            continue
+        rest, _, rnd = name[:-len(".json")].rpartition("-r")
+        w, _, a = rest.rpartition("-")
+        if not rnd.isdigit() or not w:
+            continue
+        run = {"calls": 0, "locks": {}}
+        with open(os.path.join(locks_dir, name)) as f:
+            for line in f:
+                try:
+                    locks = json.loads(line).get("locks")
+                except ValueError:
+                    continue
+                if not locks:
+                    continue
+                run["calls"] += locks["calls"]
+                for lk in locks["by_lock"]:
+                    c = run["locks"].setdefault(lk["lock"], [0, 0, 0])
+                    c[0] += lk["acquisitions"]
+                    c[1] += lk["contended"]
+                    c[2] += lk["held_ns"]
+        runs[(w, a, int(rnd))] = run
+    return runs
+
+
+def split_threads(workload, default):
+    """"prodcons@16" -> ("prodcons", 16); "prodcons" -> ("prodcons", default)."""
+    w, _, n = workload.partition("@")
+    return w, int(n) if n.isdigit() else default
+
+
+def lock_table(lock_runs, rows, workloads, default_threads, alloc="goalloc"):
+    """Per workload and lock, the rounds pooled: acquisitions, contended and ns held per
+    million malloc+free, mean hold, share of the wall time held, and per CPU-second the
+    acquisitions and ns held; then the model of utilisation at MODEL_THREADS threads on as
+    many cores. Rows: dicts; the busiest mcentral lock (most time held) stands for its kind
+    beside `mcentral`, the sum of all classes."""
+    table = []
+    for w in workloads:
+        good = {int(r["round"]): r for r in rows if r["workload"] == w and r["allocator"] == alloc
+                and r["status"] == "0" and r["output_ok"] == "1"}
+        runs = [(lock_runs[(w, alloc, k)], good[k]) for k in sorted(good) if (w, alloc, k) in lock_runs]
+        if not runs:
+            continue
+        calls = sum(lr["calls"] for lr, _ in runs)
+        cpu = sum(float(r["cpu_s"]) for _, r in runs)
+        wall = sum(float(r["wall_s"]) for _, r in runs)
+        totals = {}
+        for lr, _ in runs:
+            for name, c in lr["locks"].items():
+                t = totals.setdefault(name, [0, 0, 0])
+                for i in range(3):
+                    t[i] += c[i]
+        classes = [n for n in totals if n.startswith("mcentral[")]
+        busiest = max(classes, key=lambda n: totals[n][2], default=None)
+        base, threads = split_threads(w, default_threads)
+        for name in ["mheap", "caches", "profile", "mcentral"] + ([busiest] if busiest else []):
+            acq, cont, held = totals.get(name, [0, 0, 0])
+            if acq == 0:
+                continue
+            table.append({
+                "workload": w, "base": base, "threads": threads, "lock": name,
+                "kind": "mcentral[busiest]" if name == busiest else name,
+                "calls": calls, "cpu_s": cpu, "wall_s": wall,
+                "acquisitions": acq, "contended": cont, "held_ns": held,
+                "acq_per_million": acq * 1e6 / calls if calls else 0.0,
+                "contended_per_million": cont * 1e6 / calls if calls else 0.0,
+                "hold_ns": held / acq,
+                "held_wall": held / (wall * 1e9) if wall else 0.0,
+                "acq_per_cpu_s": acq / cpu if cpu else 0.0,
+            })
+    # The model: n threads, each on its own core and as busy as a CPU-second of the run,
+    # take the lock n x (acquisitions per CPU-second) times a second and hold it for the
+    # mean hold time: utilisation = n x rate x hold. The rate comes from the run with the
+    # most threads not above n (its caches and hand-overs are those of many threads), the
+    # hold the shortest of the runs' means (on 2 busy cores a hold includes any time the
+    # holder sat preempted, which n cores would not see). Given once per workload and lock,
+    # in the row of the run with the fewest threads.
+    for row in table:
+        same = [r for r in table if r["base"] == row["base"] and r["kind"] == row["kind"]]
+        if row is not min(same, key=lambda r: r["threads"]):
+            continue
+        hold = min(r["hold_ns"] for r in same)
+        row["model_hold_ns"] = hold
+        for n in MODEL_THREADS:
+            below = [r for r in same if r["threads"] <= n]
+            src = max(below, key=lambda r: r["threads"]) if below else row
+            row["model_%d" % n] = n * src["acq_per_cpu_s"] * hold * 1e-9
+    return table
+
+
+def render_locks(table, md):
+    head = ["workload", "lock", "acq/M", "contended/M", "ns/acq", "held % wall"] + \
+        ["util %d" % n for n in MODEL_THREADS]
+    out = []
+    if md:
+        out.append("| " + " | ".join(head) + " |")
+        out.append("| --- | --- | " + " | ".join("---:" for _ in head[2:]) + " |")
+    else:
+        out.append("%-14s %-14s %10s %12s %9s %12s" % tuple(head[:6]) +
+                   "".join("%10s" % h for h in head[6:]))
+    for r in table:
+        cells = [r["workload"], r["lock"], "%.1f" % r["acq_per_million"],
+                 "%.2f" % r["contended_per_million"], "%.0f" % r["hold_ns"],
+                 "%.3f%%" % (100 * r["held_wall"])] + \
+            ["%.2f%%" % (100 * r["model_%d" % n]) if "model_%d" % n in r else ""
+             for n in MODEL_THREADS]
+        if md:
+            out.append("| " + " | ".join(cells) + " |")
+        else:
+            out.append("%-14s %-14s %10s %12s %9s %12s" % tuple(cells[:6]) +
+                       "".join("%10s" % c for c in cells[6:]))
+    return out
+
+
+LOCKS_NOTE = ("Locks under goalloc (GOALLOC_STATS=json of each run, rounds pooled): acq/M and "
+              "contended/M per million malloc+free, ns/acq the mean hold, held % wall the share "
+              "of the run's wall time the lock was held; util N: modelled utilisation with N "
+              "threads on N cores = N x acquisitions per CPU-second (from the run with the most "
+              "threads up to N) x the mean hold (the shortest of the runs'), in the row of the run with "
+              "the fewest threads. "
+              "mcentral is all classes' locks summed; mcentral[c] the class held longest.")
+
+
 def cmd_summary(args):
     rows, workloads, allocators = load_results(args.csv)
     if not rows:
@@ -578,6 +719,11 @@ def cmd_summary(args):
     rss_rows, rss_geo = metric_table(med, workloads, allocators, base, "rss")
     rss_runs = load_rss(args.rss_dir, allocators)
     rss_after = rss_table(rss_runs, allocators)
+    try:
+        default_threads = int(meta.get("threads", "2"))
+    except ValueError:
+        default_threads = 2
+    locks = lock_table(load_locks(args.locks_dir), rows, workloads, default_threads)
 
     note = "median of %s round(s); in brackets the ratio to %s (below 1: less than %s)" % (rounds, base, base)
     txt = header(meta) + [""]
@@ -595,6 +741,10 @@ def cmd_summary(args):
         for a, peak, freed, end, secs in rss_after:
             txt.append("%-10s %10.0f %12.0f %12.0f" % (a, peak, freed, end))
         txt.append("(the end is %.1f s after the frees)" % rss_after[0][4])
+    if locks:
+        txt.append("")
+        txt.append(LOCKS_NOTE)
+        txt += render_locks(locks, md=False)
     failed = [(w, a, med[(w, a)]) for w in workloads for a in allocators
               if med[(w, a)]["n"] < med[(w, a)]["runs"]]
     if failed:
@@ -653,6 +803,17 @@ def cmd_summary(args):
         md.append("| --- | ---: | ---: | ---: |")
         for a, peak, freed, end, secs in rss_after:
             md.append("| %s | %.0f | %.0f | %.0f |" % (a, peak, freed, end))
+    if locks:
+        md.append("")
+        md.append(LOCKS_NOTE)
+        md.append("")
+        md += render_locks(locks, md=True)
+        with open(os.path.join(args.out, "locks.csv"), "w", newline="") as f:
+            keys = list(locks[0].keys())
+            wr = csv.DictWriter(f, fieldnames=keys, restval="")
+            wr.writeheader()
+            for r in locks:
+                wr.writerow(r)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
@@ -815,6 +976,7 @@ def main():
     s.add_argument("--csv", required=True)
     s.add_argument("--meta")
     s.add_argument("--rss-dir")
+    s.add_argument("--locks-dir")
     s.add_argument("--out", required=True)
     c = sub.add_parser("callgrind")
     c.add_argument("--csv", required=True)

@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh [--rounds N] [--quick] [--out DIR] [--install] [--callgrind]
 #                    [--only LIST] [--allocators LIST] [--lib PATH] [--baseline PATH]
-#                    [--threads N] [--scale X] [--keep]
+#                    [--threads N] [--scale X] [--oversubscribe] [--keep]
 #
 # Builds goalloc (cargo build --release) and the workloads of benches/workloads/, then
 # runs every workload under every allocator, round after round; within a round the
@@ -93,7 +93,15 @@
 #   --threads N       threads for the C workloads (default 2; pairs and cachethrash1
 #                     always run 1)
 #   --scale X         multiply the work of every workload by X
+#   --oversubscribe   also run the threaded workloads (table, prodcons, falseshare,
+#                     threads, and larson, xmalloc, rptest, cache-thrash where present)
+#                     with 16 and 64 threads on 2 cores (pinned with taskset when the
+#                     machine has more), as workloads named W@16 and W@64
 #   --keep            keep the temporary directory (binaries, outputs of every run)
+#
+# goalloc's runs write their GOALLOC_STATS report (JSON) to locks/W-goalloc-rN.json in
+# the report folder (one line per process); the summary adds the locks' traffic per
+# million malloc+free, their hold times and a model of their utilisation on many cores.
 #
 # Exits 0 when every run passed, 1 when one failed, 2 on usage errors or when something
 # it needs is missing.
@@ -111,6 +119,10 @@ ALL_WORKLOADS=(pairs table prodcons falseshare random large peak threads larson 
     rptest cachethrash1 cachethrash cachescratch python sqlite gcc redis)
 # the programs of benches/workloads/ that the workloads run
 C_WORKLOADS=(pairs table prodcons falseshare random large peak threads larson xmalloc rptest cachethrash)
+# Run again with 16 and 64 threads under --oversubscribe (those that exist).
+THREADED_WORKLOADS=(table prodcons falseshare threads larson larsonsized xmalloc rptest cachethrash
+    cachescratch)
+OVERSUBSCRIBED_THREADS=(16 64)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -133,6 +145,7 @@ threads=2
 scale_opt=""
 baseline=""
 keep=0
+oversubscribe=0
 while [[ $# -gt 0 ]]; do
     case $1 in
     --rounds) rounds=${2:?--rounds needs a number}; shift ;;
@@ -147,6 +160,7 @@ while [[ $# -gt 0 ]]; do
     --threads) threads=${2:?--threads needs a number}; shift ;;
     --scale) scale_opt=${2:?--scale needs a number}; shift ;;
     --keep) keep=1 ;;
+    --oversubscribe) oversubscribe=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
     esac
@@ -193,6 +207,18 @@ if [[ -n $only ]]; then
     done
 fi
 [[ ${#allocators[@]} -gt 0 && ${#workloads[@]} -gt 0 ]] || die "nothing to run"
+pin=()
+if [[ $oversubscribe -eq 1 && $callgrind -eq 0 ]]; then
+    for w in "${workloads[@]}"; do
+        in_list "$w" "${THREADED_WORKLOADS[@]}" || continue
+        for n in "${OVERSUBSCRIBED_THREADS[@]}"; do workloads+=("$w@$n"); done
+    done
+    # 2 cores: as the machine these figures come from has
+    if [[ $(nproc) -gt 2 ]]; then
+        command -v taskset >/dev/null 2>&1 || die "--oversubscribe on $(nproc) cores needs taskset (util-linux)"
+        pin=(taskset -c 0,1)
+    fi
+fi
 if [[ $callgrind -eq 1 ]]; then
     workloads=(pairs)
     in_list goalloc-prof "${allocators[@]}" && die "goalloc-prof is for the timed runs, not --callgrind"
@@ -415,6 +441,7 @@ write_meta() {
         echo "rounds: $rounds"
         echo "scale: $scale"
         echo "threads: $threads"
+        echo "oversubscribe: $oversubscribe${pin[*]:+ (${pin[*]})}"
         echo "quick: $quick"
     } >"$1"
 }
@@ -521,8 +548,8 @@ free_port() {
 
 csv=$out/results.csv
 echo "round,workload,allocator,wall_s,user_s,sys_s,cpu_s,maxrss_kib,status,output_ok" >"$csv"
-rm -rf "$out/rss" "$out/failures"
-mkdir -p "$out/rss"
+rm -rf "$out/rss" "$out/failures" "$out/locks"
+mkdir -p "$out/rss" "$out/locks"
 failures=()
 
 # run_redis BASE PRELOAD: writes BASE.stat (client wall, server CPU and RSS) and BASE.out
@@ -532,6 +559,7 @@ run_redis() {
     local env_args=()
     [[ -n $pre ]] && env_args=(-e "LD_PRELOAD=$pre")
     [[ $a == goalloc-prof ]] && env_args+=(-e "GOALLOC_PROFILE=$base.%p.heap")
+    [[ $a == goalloc ]] && env_args+=(-e GOALLOC_STATS=json -e "GOALLOC_STATS_FILE=$base.%p.stats")
     "$runstat" -o "$base.server.stat" -T "$run_timeout" "${env_args[@]}" -- \
         redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
         --daemonize no --dir "$tmp" --logfile "$base.server.log" >"$base.server.out" 2>&1 &
@@ -578,13 +606,17 @@ run_redis() {
 
 # run_one WORKLOAD ALLOCATOR ROUND: runs, appends to the CSV, prints a progress line
 run_one() {
-    local w=$1 a=$2 r=$3
-    local base=$tmp/runs/$w.$a.r$r
+    # NAME is a workload, or W@N: workload W with N threads (--oversubscribe)
+    local name=$1 a=$2 r=$3
+    local w=${name%@*} threads=$threads
+    [[ $name == *@* ]] && threads=${name#*@}
+    local base=$tmp/runs/$name.$a.r$r
     local pre=${PRELOAD[$a]}
     local env_args=() cmd=() stdin=/dev/null
     [[ $w == redis && $a == glibc ]] && pre=$redis_glibc
     [[ -n $pre ]] && env_args+=(-e "LD_PRELOAD=$pre")
     [[ $a == goalloc-prof ]] && env_args+=(-e "GOALLOC_PROFILE=$base.%p.heap")
+    [[ $a == goalloc ]] && env_args+=(-e GOALLOC_STATS=json -e "GOALLOC_STATS_FILE=$base.%p.stats")
     case $w in
     pairs) cmd=("$tmp/bin/pairs" -t 1 -s "$scale") ;;
     peak) cmd=("$tmp/bin/peak" -t "$threads" -s "$scale" -d "$peak_seconds" -o "$base.rss") ;;
@@ -605,8 +637,12 @@ run_one() {
     if [[ $w == redis ]]; then
         run_redis "$base" "$pre" "$a"
     else
-        "$runstat" -o "$base.stat" -T "$run_timeout" "${env_args[@]}" -- "${cmd[@]}" \
+        "$runstat" -o "$base.stat" -T "$run_timeout" "${env_args[@]}" -- "${pin[@]}" "${cmd[@]}" \
             <"$stdin" >"$base.out" 2>"$base.err" || true
+    fi
+    if compgen -G "$base.*.stats" >/dev/null; then
+        cat "$base".*.stats >"$out/locks/$name-$a-r$r.json"
+        rm -f "$base".*.stats
     fi
     if [[ $w == gcc && -f $base.o ]]; then
         echo "gcc: object $(sha256sum <"$base.o" | cut -c1-64)" >>"$base.out"
@@ -617,35 +653,35 @@ run_one() {
     local wall=0 user=0 sys=0 rss=0 status=failed ok=1
     [[ -s $base.stat ]] && read -r wall user sys rss status <"$base.stat"
     if [[ $status == 0 ]]; then
-        if [[ -f $tmp/ref/$w.out ]]; then
-            cmp -s "$base.out" "$tmp/ref/$w.out" || ok=0
+        if [[ -f $tmp/ref/$name.out ]]; then
+            cmp -s "$base.out" "$tmp/ref/$name.out" || ok=0
         else
-            cp "$base.out" "$tmp/ref/$w.out"
-            echo "$a" >"$tmp/ref/$w.who"
+            cp "$base.out" "$tmp/ref/$name.out"
+            echo "$a" >"$tmp/ref/$name.who"
         fi
     fi
     local cpu
     cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.4f", u + s }')
-    echo "$r,$w,$a,$wall,$user,$sys,$cpu,$rss,$status,$ok" >>"$csv"
+    echo "$r,$name,$a,$wall,$user,$sys,$cpu,$rss,$status,$ok" >>"$csv"
     local verdict=ok
     if [[ $status != 0 || $ok -eq 0 ]]; then
-        if [[ $status != 0 ]]; then verdict="FAILED (status $status)"; else verdict="FAILED (output differs from $(cat "$tmp/ref/$w.who")'s)"; fi
-        failures+=("$w/$a/round $r: $verdict")
+        if [[ $status != 0 ]]; then verdict="FAILED (status $status)"; else verdict="FAILED (output differs from $(cat "$tmp/ref/$name.who")'s)"; fi
+        failures+=("$name/$a/round $r: $verdict")
         mkdir -p "$out/failures"
         local f
         for f in "$base".*; do
             [[ -f $f ]] && cp "$f" "$out/failures/"
         done
-        cp "$tmp/ref/$w.out" "$out/failures/$w.expected.out" 2>/dev/null || true
+        cp "$tmp/ref/$name.out" "$out/failures/$name.expected.out" 2>/dev/null || true
     fi
     printf '%s: [%d/%d] %-10s %-9s %7.2f s %7.2f s cpu %8.1f MiB  %s\n' "$prog" "$r" "$rounds" \
-        "$w" "$a" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$verdict" >&2
+        "$name" "$a" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$verdict" >&2
 }
 
 # ---- the rounds ------------------------------------------------------------------------------
 
 write_meta "$out/meta.txt"
-log "$rounds round(s) of ${#workloads[@]} workloads x ${#allocators[@]} allocators, scale $scale, $threads threads; report in $out"
+log "$rounds round(s) of ${#workloads[@]} workloads x ${#allocators[@]} allocators, scale $scale, $threads threads${pin[*]:+ (${pin[*]})}; report in $out"
 n=${#allocators[@]}
 for ((r = 1; r <= rounds; r++)); do
     # rotate the order of the allocators from round to round
@@ -659,7 +695,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 "$python" "$root/benches/report.py" summary --csv "$csv" --meta "$out/meta.txt" \
-    --rss-dir "$out/rss" --out "$out"
+    --rss-dir "$out/rss" --locks-dir "$out/locks" --out "$out"
 log "done in $(($(date +%s) - t_start)) s; report in $out"
 if [[ ${#failures[@]} -gt 0 ]]; then
     log "${#failures[@]} run(s) failed (outputs in $out/failures):"

@@ -215,6 +215,11 @@ struct Table {
 }
 
 static LOCK: Mutex = Mutex::new();
+
+/// The traffic of the stack table's lock, for the reports.
+pub fn lock_counts() -> crate::sync::LockCounts {
+    LOCK.counts()
+}
 static TABLE: Guarded<Table> = Guarded::new(Table {
     heads: ptr::null_mut(),
     dir: [ptr::null_mut(); DIR_CHUNKS],

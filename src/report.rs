@@ -17,6 +17,7 @@ use crate::options;
 use crate::os;
 use crate::sizeclass::NUM_CLASSES;
 use crate::stats::{self, goalloc_class_stats, goalloc_mem_stats};
+use crate::sync::LockCounts;
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -58,9 +59,10 @@ enum Sink {
     File(*mut libc::FILE),
 }
 
-/// Room for the largest report: every class in use with 20-digit figures and a command
-/// line of control characters escaped in JSON (`largest_report_fits` checks it).
-const OUT_SIZE: usize = 20 * 1024;
+/// Room for the largest report: every class in use with 20-digit figures, every lock
+/// taken, and a command line of control characters escaped in JSON
+/// (`largest_report_fits` checks it).
+const OUT_SIZE: usize = 40 * 1024;
 
 /// A `fmt::Write` that buffers on the stack and writes to its sink when full or flushed.
 struct Out {
@@ -309,6 +311,164 @@ impl fmt::Display for Json<'_> {
     }
 }
 
+/// The allocator's locks and their traffic (`sync::Mutex::counts`), with what the report
+/// relates them to: the calls of malloc and free, and the time since the library loaded.
+struct Locks {
+    /// `mallocs + frees`.
+    calls: u64,
+    elapsed_ns: u64,
+    heap: LockCounts,
+    caches: LockCounts,
+    profile: LockCounts,
+    /// Per size class; entry 0 unused.
+    central: [LockCounts; NUM_CLASSES],
+}
+
+impl Locks {
+    /// Reads every lock's counters (no lock taken) after `st` was read.
+    fn read(st: &goalloc_mem_stats) -> Locks {
+        let mut central = [LockCounts::default(); NUM_CLASSES];
+        for (c, m) in central
+            .iter_mut()
+            .zip(crate::mcentral::CENTRAL.iter())
+            .skip(1)
+        {
+            *c = m.lock.counts();
+        }
+        Locks {
+            calls: st.mallocs.saturating_add(st.frees),
+            elapsed_ns: crate::sync::elapsed_ns(),
+            heap: crate::mheap::HEAP.lock.counts(),
+            caches: crate::mcache::CACHES.counts(),
+            profile: crate::profile::lock_counts(),
+            central,
+        }
+    }
+
+    /// The rows of the section: the mheap lock, the thread caches' registry, the profile's
+    /// stack table, the mcentral locks together (`mcentral`), then each mcentral lock
+    /// that was taken (`mcentral[class]`).
+    fn each(&self, mut f: impl FnMut(Name, &LockCounts) -> fmt::Result) -> fmt::Result {
+        let mut all = LockCounts::default();
+        for c in self.central.iter().skip(1) {
+            all.acquisitions = all.acquisitions.saturating_add(c.acquisitions);
+            all.contended = all.contended.saturating_add(c.contended);
+            all.held_ns = all.held_ns.saturating_add(c.held_ns);
+        }
+        f(Name("mheap", None), &self.heap)?;
+        f(Name("caches", None), &self.caches)?;
+        f(Name("profile", None), &self.profile)?;
+        f(Name("mcentral", None), &all)?;
+        for (class, c) in self.central.iter().enumerate().skip(1) {
+            if c.acquisitions != 0 {
+                f(Name("mcentral", Some(class)), c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `v` per million calls of malloc and free.
+    fn per_million(&self, v: u64) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            v as f64 * 1e6 / self.calls as f64
+        }
+    }
+
+    /// Percent of the time since start that `held_ns` covers.
+    fn held_percent(&self, held_ns: u64) -> f64 {
+        if self.elapsed_ns == 0 {
+            0.0
+        } else {
+            held_ns as f64 * 100.0 / self.elapsed_ns as f64
+        }
+    }
+}
+
+/// A lock's name in the report: `mheap`, `mcentral`, `mcentral[5]`.
+struct Name(&'static str, Option<usize>);
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let mut buf = [0u8; 32];
+        let mut w = Small {
+            buf: &mut buf,
+            len: 0,
+        };
+        let _ = match self.1 {
+            Some(class) => write!(w, "{}[{class}]", self.0),
+            None => w.write_str(self.0),
+        };
+        let len = w.len;
+        f.pad(core::str::from_utf8(&buf[..len]).unwrap_or("?"))
+    }
+}
+
+/// The text report's section of the locks: the legend line, the column names, a row per
+/// lock.
+fn text_locks<W: Write + ?Sized>(out: &mut W, l: &Locks) -> fmt::Result {
+    writeln!(
+        out,
+        "  locks, per million malloc+free ({} calls, {:.3} s since start): acquisitions, \
+         contended = taken after waiting, held_ns = time held; /M = per million calls, \
+         ns/acq = mean hold, held% = share of the time since start",
+        l.calls,
+        l.elapsed_ns as f64 / 1e9
+    )?;
+    writeln!(
+        out,
+        "  lock           acquisitions    contended           held_ns       acq/M  \
+         contended/M    held_ns/M    ns/acq   held%"
+    )?;
+    l.each(|name, c| {
+        writeln!(
+            out,
+            "  {name:<12} {:>14} {:>12} {:>17} {:>11.1} {:>12.1} {:>12.0} {:>9.1} {:>7.3}",
+            c.acquisitions,
+            c.contended,
+            c.held_ns,
+            l.per_million(c.acquisitions),
+            l.per_million(c.contended),
+            l.per_million(c.held_ns),
+            if c.acquisitions == 0 {
+                0.0
+            } else {
+                c.held_ns as f64 / c.acquisitions as f64
+            },
+            l.held_percent(c.held_ns)
+        )
+    })
+}
+
+/// The JSON report's `locks` member: `{"calls":..,"elapsed_ns":..,"by_lock":[..]}`, each
+/// lock with its counts and the per-million figures of the text report.
+fn json_locks<W: Write + ?Sized>(out: &mut W, l: &Locks) -> fmt::Result {
+    write!(
+        out,
+        "{{\"calls\":{},\"elapsed_ns\":{},\"by_lock\":[",
+        l.calls, l.elapsed_ns
+    )?;
+    let mut first = true;
+    l.each(|name, c| {
+        let sep = if first { "" } else { "," };
+        first = false;
+        write!(
+            out,
+            "{sep}{{\"lock\":\"{name}\",\"acquisitions\":{},\"contended\":{},\"held_ns\":{},\
+             \"acquisitions_per_million\":{:.3},\"contended_per_million\":{:.3},\
+             \"held_ns_per_million\":{:.1}}}",
+            c.acquisitions,
+            c.contended,
+            c.held_ns,
+            l.per_million(c.acquisitions),
+            l.per_million(c.contended),
+            l.per_million(c.held_ns)
+        )
+    })?;
+    out.write_str("]}")
+}
+
 /// A JSON string of `bytes`: quotes, backslashes and control characters escaped, bytes
 /// that are not UTF-8 as U+FFFD.
 fn json_string<W: Write + ?Sized>(out: &mut W, bytes: &[u8]) -> fmt::Result {
@@ -461,6 +621,7 @@ fn peak_rss() -> u64 {
 /// Everything one report says.
 struct Report<'a> {
     st: &'a goalloc_mem_stats,
+    locks: &'a Locks,
     process: &'a Process,
     when: When,
     peak_rss: u64,
@@ -494,7 +655,8 @@ impl Report<'_> {
             self.peak_rss,
             "peak resident set (VmHWM of /proc/self/status; not in goalloc_mem_stats)",
         )?;
-        text_classes(out, self.st)
+        text_classes(out, self.st)?;
+        text_locks(out, self.locks)
     }
 
     fn json<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
@@ -513,7 +675,9 @@ impl Report<'_> {
         };
         write!(out, ",\"command_truncated\":{cut},\"when\":\"{when}\",")?;
         json_fields(out, self.st)?;
-        writeln!(out, ",\"peak_rss\":{}}}", self.peak_rss)
+        write!(out, ",\"peak_rss\":{},\"locks\":", self.peak_rss)?;
+        json_locks(out, self.locks)?;
+        writeln!(out, "}}")
     }
 }
 
@@ -521,9 +685,11 @@ impl Report<'_> {
 /// write failed.
 fn write_report(sink: Sink, format: Format, when: When) -> bool {
     let st = stats::read();
+    let locks = Locks::read(&st);
     let process = Process::this();
     let report = Report {
         st: &st,
+        locks: &locks,
         process: &process,
         when,
         peak_rss: peak_rss(),
@@ -939,8 +1105,22 @@ mod tests {
         process.truncated = true;
         for format in [Format::Text, Format::Json] {
             let mut s = String::new();
+            let max = LockCounts {
+                acquisitions: u64::MAX,
+                contended: u64::MAX,
+                held_ns: u64::MAX,
+            };
+            let locks = Locks {
+                calls: 1,
+                elapsed_ns: 1,
+                heap: max,
+                caches: max,
+                profile: max,
+                central: [max; NUM_CLASSES],
+            };
             let r = Report {
                 st: &st,
+                locks: &locks,
                 process: &process,
                 when: When::Exit,
                 peak_rss: u64::MAX,
@@ -955,8 +1135,10 @@ mod tests {
         let st = stats::read();
         let process = Process::this();
         let mut s = String::new();
+        let locks = Locks::read(&st);
         let r = Report {
             st: &st,
+            locks: &locks,
             process: &process,
             when: When::Now,
             peak_rss: 1 << 20,
@@ -977,6 +1159,79 @@ mod tests {
             assert_eq!(v, (f.get)(&st), "{line}");
         }
         assert!(s.contains("peak_rss             1048576  (1.0 MiB)"), "{s}");
+    }
+
+    /// The locks' section follows the class table: a row per lock with its counts and the
+    /// per-million figures, in the text report and in the JSON one.
+    #[test]
+    fn reports_show_the_locks() {
+        let st = stats::read();
+        let mut locks = Locks::read(&st);
+        locks.calls = 2_000_000;
+        locks.elapsed_ns = 2_000_000_000;
+        locks.heap = LockCounts {
+            acquisitions: 3000,
+            contended: 10,
+            held_ns: 200_000_000,
+        };
+        locks.central = [LockCounts::default(); NUM_CLASSES];
+        locks.central[5] = LockCounts {
+            acquisitions: 500,
+            contended: 1,
+            held_ns: 50_000,
+        };
+        let process = Process::this();
+        let r = Report {
+            st: &st,
+            locks: &locks,
+            process: &process,
+            when: When::Now,
+            peak_rss: 0,
+        };
+        let mut text = String::new();
+        r.write(&mut text, Format::Text).unwrap();
+        let section = &text[text
+            .find("\n  locks, per million malloc+free")
+            .expect(&text)..];
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .skip(3)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+        assert_eq!(
+            names,
+            ["mheap", "caches", "profile", "mcentral", "mcentral[5]"],
+            "{section}"
+        );
+        assert_eq!(
+            rows[0][1..],
+            [
+                "3000",
+                "10",
+                "200000000",
+                "1500.0",
+                "5.0",
+                "100000000",
+                "66666.7",
+                "10.000"
+            ],
+            "{section}"
+        );
+        assert_eq!(rows[3][1..4], ["500", "1", "50000"], "{section}");
+
+        let mut json = String::new();
+        r.write(&mut json, Format::Json).unwrap();
+        assert!(
+            json.contains(
+                ",\"locks\":{\"calls\":2000000,\"elapsed_ns\":2000000000,\"by_lock\":[\
+                 {\"lock\":\"mheap\",\"acquisitions\":3000,\"contended\":10,\
+                 \"held_ns\":200000000,\"acquisitions_per_million\":1500.000,\
+                 \"contended_per_million\":5.000,\"held_ns_per_million\":100000000.0}"
+            ),
+            "{json}"
+        );
+        assert!(json.ends_with("}]}}\n"), "{json}");
     }
 
     #[test]

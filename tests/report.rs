@@ -61,10 +61,20 @@ fn figures_display_as_text_and_json() {
 /// Run by `print_writes_the_report_to_stderr` in a child process: prints and returns.
 #[test]
 fn print_child() {
-    match std::env::var("REPORT_TEST_PRINT").as_deref() {
-        Ok("text") => goalloc::stats::print(goalloc::stats::Format::Text),
-        Ok("json") => goalloc::stats::print(goalloc::stats::Format::Json),
-        _ => {} // only meaningful in the child
+    // only meaningful in the child
+    if let Ok(format) = std::env::var("REPORT_TEST_PRINT") {
+        // a large object: one mheap lock at least, counted in the locks' section
+        // SAFETY: p comes from goalloc::malloc and is freed once.
+        unsafe {
+            let p = goalloc::malloc(1 << 20);
+            assert!(!p.is_null());
+            goalloc::free(p);
+        }
+        goalloc::stats::print(if format == "json" {
+            goalloc::stats::Format::Json
+        } else {
+            goalloc::stats::Format::Text
+        })
     }
 }
 
@@ -86,6 +96,7 @@ fn print_writes_the_report_to_stderr() {
     assert_eq!(text.len(), 1, "{}", outputs[0].1);
     assert_eq!(text[0].when, "now");
     assert!(text[0].command.contains("print_child"), "{:?}", text[0]);
+    assert!(text[0].lock("mheap")[0] > 0, "{:?}", text[0]);
     let json = parse_json_lines(&outputs[1].1);
     assert_eq!(json.len(), 1);
     let names: Vec<&str> = json[0].members.iter().map(|(n, _)| n.as_str()).collect();
@@ -93,6 +104,9 @@ fn print_writes_the_report_to_stderr() {
     assert_eq!(json[0].get("when"), "\"now\"");
     assert_eq!(json[0].get("allocator"), "\"goalloc\"");
     assert!(json[0].number("mallocs") > 0);
+    let names: Vec<&str> = json[0].locks.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..4], ["mheap", "caches", "profile", "mcentral"]);
+    assert!(json[0].locks[0].1[0] > 0, "{:?}", json[0]);
 }
 
 /// The version in `Cargo.toml`, read from the file itself.

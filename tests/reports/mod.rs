@@ -56,9 +56,19 @@ pub struct TextReport {
     pub fields: Vec<(String, u64)>,
     /// Rows of the class table: class, size, mallocs, frees, live, spans, waste.
     pub classes: Vec<[u64; 7]>,
+    /// Rows of the locks' section: name, and acquisitions, contended, held_ns.
+    pub locks: Vec<(String, [u64; 3])>,
 }
 
 impl TextReport {
+    pub fn lock(&self, name: &str) -> [u64; 3] {
+        self.locks
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no lock {name} in {self:?}"))
+            .1
+    }
+
     pub fn field(&self, name: &str) -> u64 {
         self.fields
             .iter()
@@ -70,7 +80,8 @@ impl TextReport {
 
 /// The reports in `text`, one after another, each checked line by line: the title
 /// (`goalloc V statistics of PROGRAM (pid N) WHEN`), the command, every field of the
-/// header's struct in order, `peak_rss`, the legend, the column names and the class rows.
+/// header's struct in order, `peak_rss`, the legend, the column names and the class rows,
+/// then the locks' legend, column names and rows (mheap, caches, profile, mcentral first).
 /// A report cut short or with a line of another in between fails.
 pub fn parse_text_reports(text: &str) -> Vec<TextReport> {
     let fields = header_fields();
@@ -98,6 +109,7 @@ pub fn parse_text_reports(text: &str) -> Vec<TextReport> {
             command: command.to_string(),
             fields: Vec::new(),
             classes: Vec::new(),
+            locks: Vec::new(),
         };
         for name in fields.iter().map(String::as_str).chain(["peak_rss"]) {
             let line = lines.next().unwrap_or_else(|| fail("report cut short"));
@@ -124,7 +136,8 @@ pub fn parse_text_reports(text: &str) -> Vec<TextReport> {
         {
             fail(&format!("expected the column names, got {columns:?}"));
         }
-        while let Some(row) = lines.next_if(|l| l.starts_with("  ")) {
+        while let Some(row) = lines.next_if(|l| l.starts_with("  ") && !l.starts_with("  locks, "))
+        {
             let v: Vec<u64> = row
                 .split_whitespace()
                 .map(|w| {
@@ -136,6 +149,54 @@ pub fn parse_text_reports(text: &str) -> Vec<TextReport> {
                 .try_into()
                 .unwrap_or_else(|_| fail(&format!("bad row {row:?}")));
             report.classes.push(row);
+        }
+        let legend = lines.next().unwrap_or_else(|| fail("no locks' legend"));
+        if !legend.starts_with("  locks, per million malloc+free (") {
+            fail(&format!("expected the locks' legend, got {legend:?}"));
+        }
+        let columns = lines
+            .next()
+            .unwrap_or_else(|| fail("no locks' column names"));
+        let names: Vec<&str> = columns.split_whitespace().collect();
+        if names
+            != [
+                "lock",
+                "acquisitions",
+                "contended",
+                "held_ns",
+                "acq/M",
+                "contended/M",
+                "held_ns/M",
+                "ns/acq",
+                "held%",
+            ]
+        {
+            fail(&format!(
+                "expected the locks' column names, got {columns:?}"
+            ));
+        }
+        while let Some(row) = lines.next_if(|l| l.starts_with("  ")) {
+            let words: Vec<&str> = row.split_whitespace().collect();
+            let bad = || -> ! { fail(&format!("bad lock row {row:?}")) };
+            if words.len() != 9 || words[4..].iter().any(|w| w.parse::<f64>().is_err()) {
+                bad();
+            }
+            let counts: Vec<u64> = words[1..4]
+                .iter()
+                .map(|w| w.parse().unwrap_or_else(|_| bad()))
+                .collect();
+            report
+                .locks
+                .push((words[0].to_string(), counts.try_into().unwrap()));
+        }
+        let first: Vec<&str> = report
+            .locks
+            .iter()
+            .take(4)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if first != ["mheap", "caches", "profile", "mcentral"] {
+            fail(&format!("locks' rows begin with {first:?}"));
         }
         reports.push(report);
     }
@@ -149,6 +210,8 @@ pub struct JsonReport {
     pub members: Vec<(String, String)>,
     /// `by_size`: class, size, mallocs, frees, live, spans, waste.
     pub classes: Vec<[u64; 7]>,
+    /// `locks.by_lock`: name, and acquisitions, contended, held_ns.
+    pub locks: Vec<(String, [u64; 3])>,
 }
 
 impl JsonReport {
@@ -174,6 +237,8 @@ pub fn parse_json_lines(text: &str) -> Vec<JsonReport> {
     const SCRIPT: &str = r#"
 import json, sys
 COLUMNS = ["class", "size", "mallocs", "frees", "live", "spans", "waste"]
+LOCK_COLUMNS = ["lock", "acquisitions", "contended", "held_ns", "acquisitions_per_million",
+                "contended_per_million", "held_ns_per_million"]
 for line in sys.stdin:
     o = json.loads(line)
     assert isinstance(o, dict), line
@@ -186,6 +251,12 @@ for line in sys.stdin:
                 print("class", *[c[x] for x in COLUMNS])
         else:
             print("member", k, json.dumps(v))
+        if k == "locks":
+            assert list(v.keys()) == ["calls", "elapsed_ns", "by_lock"], v
+            for l in v["by_lock"]:
+                assert list(l.keys()) == LOCK_COLUMNS, l
+                assert all(isinstance(l[x], int) for x in LOCK_COLUMNS[1:4]), l
+                print("lock", l["lock"], l["acquisitions"], l["contended"], l["held_ns"])
 "#;
     let mut child = Command::new(python())
         .args(["-c", SCRIPT])
@@ -195,13 +266,13 @@ for line in sys.stdin:
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    // written from another thread: python3 answers as it reads, and an answer larger
+    // than the pipe's buffer would block it while this thread still writes
+    let mut stdin = child.stdin.take().unwrap();
+    let input = text.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
     assert!(
         out.status.success(),
         "python3's json module rejects the report: {}\n--- report ---\n{text}",
@@ -213,6 +284,7 @@ for line in sys.stdin:
             reports.push(JsonReport {
                 members: Vec::new(),
                 classes: Vec::new(),
+                locks: Vec::new(),
             });
         } else if let Some(rest) = line.strip_prefix("class ") {
             let v: Vec<u64> = rest.split(' ').map(|w| w.parse().unwrap()).collect();
@@ -221,6 +293,14 @@ for line in sys.stdin:
                 .unwrap()
                 .classes
                 .push(v.try_into().unwrap());
+        } else if let Some(rest) = line.strip_prefix("lock ") {
+            let w: Vec<&str> = rest.split(' ').collect();
+            let v: Vec<u64> = w[1..].iter().map(|x| x.parse().unwrap()).collect();
+            reports
+                .last_mut()
+                .unwrap()
+                .locks
+                .push((w[0].to_string(), v.try_into().unwrap()));
         } else if let Some(rest) = line.strip_prefix("member ") {
             let (k, v) = rest.split_once(' ').unwrap();
             reports
@@ -234,7 +314,7 @@ for line in sys.stdin:
 }
 
 /// The member names a JSON report has, in order: the process, every field of the header's
-/// struct, and `peak_rss`.
+/// struct, `peak_rss` and `locks`.
 pub fn json_report_members() -> Vec<String> {
     let mut names: Vec<String> = [
         "allocator",
@@ -249,5 +329,6 @@ pub fn json_report_members() -> Vec<String> {
     .to_vec();
     names.extend(header_fields());
     names.push("peak_rss".to_string());
+    names.push("locks".to_string());
     names
 }
