@@ -381,11 +381,13 @@ pub fn alloc(class: usize, size: usize) -> *mut u8 {
 #[inline(always)]
 pub fn pop(class: usize) -> *mut u8 {
     let c = cache();
-    // SAFETY: c is this thread's cache (or EMPTY, read only, whose lists are empty so
-    // that nothing below writes it); only this thread writes it, and class < NUM_CLASSES.
+    // SAFETY: c is this thread's cache, or EMPTY or EXITED, which are read-only statics:
+    // the list is reached through a raw pointer, never a `&mut`, and it is written only
+    // past the empty-list test, which their lists (all empty) never pass. Only this
+    // thread writes its own cache, and class < NUM_CLASSES.
     unsafe {
-        let l = (*c).lists.get_unchecked_mut(class);
-        let o = l.head;
+        let l = list_ptr(c, class);
+        let o = (*l).head;
         if o.is_null() {
             return ptr::null_mut();
         }
@@ -395,10 +397,21 @@ pub fn pop(class: usize) -> *mut u8 {
         if count_down(l) {
             return ptr::null_mut();
         }
-        l.head = (*o).next;
-        l.set_len(l.len() - 1);
+        (*l).head = (*o).next;
+        (*l).set_len((*l).len() - 1);
         o as *mut u8
     }
+}
+
+/// List `class` of cache `c`, as a raw pointer: `c` may be `EMPTY` or `EXITED`, into which
+/// no `&mut` may point.
+///
+/// # Safety
+/// `c` points to an `MCache` and `class < NUM_CLASSES`.
+#[inline(always)]
+unsafe fn list_ptr(c: *mut MCache, class: usize) -> *mut FreeList {
+    // SAFETY: within the cache's `lists` array (caller's contract); no reference made.
+    unsafe { ptr::addr_of_mut!((*c).lists).cast::<FreeList>().add(class) }
 }
 
 /// Takes one off the `next_sample` countdown of list `l` of this thread's own cache;
@@ -495,19 +508,24 @@ const _: () = assert!(core::mem::size_of::<FreeList>() == 1 << crate::pagemap::I
 /// As `free`.
 #[inline(always)]
 pub unsafe fn free_at(p: *mut u8, slot: usize, call: &'static str) {
-    let c = cache();
-    let l = &mut *((c as *mut u8).add(slot) as *mut FreeList);
     let class = slot >> crate::pagemap::INFO_CLASS_SHIFT;
     let o = p as *mut FreeObject;
-    // A full list (always so in EMPTY) and an object freed twice in a row (the cheap case
-    // of a double free; checked mode sees all) go the slow way.
-    if l.len() < l.max_len && o != l.head {
-        (*o).next = l.head;
-        l.head = o;
-        l.set_len(l.len() + 1);
-        return;
+    // SAFETY: slot is the byte offset of list `class` (< NUM_CLASSES) in an MCache. The
+    // cache may be EMPTY or EXITED, read-only statics: the list is reached through a raw
+    // pointer, never a `&mut`, and written only when it has room, which their lists
+    // (limit 0) never have. p is the caller's object of that class, ours to link.
+    unsafe {
+        let l = cache().cast::<u8>().add(slot).cast::<FreeList>();
+        // A full list (always so in EMPTY and EXITED) and an object freed twice in a row
+        // (the cheap case of a double free; checked mode sees all) go the slow way.
+        if (*l).len() < (*l).max_len && o != (*l).head {
+            (*o).next = (*l).head;
+            (*l).head = o;
+            (*l).set_len((*l).len() + 1);
+            return;
+        }
+        free_slow(p, class, call)
     }
-    free_slow(p, class, call)
 }
 
 #[cold]
@@ -1186,4 +1204,98 @@ pub fn exited() -> bool {
 pub fn validate_current() {
     // SAFETY: the calling thread's own cache, read only.
     unsafe { (*cache()).validate() };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every list of `c` empty with limit 0 and nothing kept: what `EMPTY` and `EXITED`
+    /// hold, and must still hold after any operation.
+    fn untouched(c: &MCache) -> bool {
+        c.lists
+            .iter()
+            .all(|l| l.head.is_null() && l.len() == 0 && l.max_len == 0)
+            && c.large_len() == 0
+            && c.large_total.load(Ordering::Relaxed) == 0
+    }
+
+    /// Runs `f` on a new thread made with `pthread_create`, which (unlike
+    /// `std::thread::spawn`, whose new thread allocates before it runs the closure) runs
+    /// `f` with the thread's slot still at `EMPTY`; returns `f`'s result.
+    fn on_raw_thread(f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void) -> usize {
+        let mut t: libc::pthread_t = 0;
+        let mut out: *mut libc::c_void = ptr::null_mut();
+        // SAFETY: f is a valid thread function; t and out are valid out-parameters.
+        unsafe {
+            assert_eq!(
+                libc::pthread_create(&mut t, ptr::null(), f, ptr::null_mut()),
+                0
+            );
+            assert_eq!(libc::pthread_join(t, &mut out), 0);
+        }
+        out as usize
+    }
+
+    static FROM_MAIN: core::sync::atomic::AtomicPtr<u8> =
+        core::sync::atomic::AtomicPtr::new(ptr::null_mut());
+    const SMALL: usize = 100;
+
+    /// The first operations of a new thread, on `EMPTY`: a free, then a pop. Returns a
+    /// bit per check that failed (no panic may leave an `extern "C"` function).
+    extern "C" fn first_ops_on_empty(_: *mut libc::c_void) -> *mut libc::c_void {
+        let mut failed = 0;
+        if !ptr::eq(cache(), &EMPTY.0) {
+            failed |= 1;
+        }
+        // SAFETY: the first free of this thread meets EMPTY's full list; the object is
+        // the main thread's, freed once.
+        unsafe { crate::free(FROM_MAIN.load(Ordering::Relaxed)) };
+        if ptr::eq(cache(), &EMPTY.0) {
+            failed |= 2; // the slow path installs the thread's cache
+        }
+        failed as *mut libc::c_void
+    }
+
+    /// A pop on `EMPTY`, then small and large allocations and frees on `EXITED`.
+    extern "C" fn ops_on_empty_and_exited(_: *mut libc::c_void) -> *mut libc::c_void {
+        let mut failed = 0;
+        if !pop(crate::sizeclass::size_to_class(SMALL)).is_null() || !ptr::eq(cache(), &EMPTY.0) {
+            failed |= 1;
+        }
+        // As if the thread's cache had gone back at its exit.
+        set_slot(&EXITED.0);
+        // SAFETY: objects of this allocator, each freed once.
+        unsafe {
+            for size in [SMALL, 16, 100_000, 1 << 20] {
+                let p = crate::malloc(size);
+                if p.is_null() {
+                    failed |= 2;
+                    continue;
+                }
+                p.write_bytes(7, size);
+                crate::free(p);
+            }
+            let p = crate::malloc(SMALL);
+            crate::free_sized(p, SMALL);
+        }
+        if !exited() {
+            failed |= 4; // an exited thread stays so
+        }
+        failed as *mut libc::c_void
+    }
+
+    /// The fast paths run on the read-only `EMPTY` (a new thread) and `EXITED` (a thread
+    /// whose cache went back) caches, small and large, and leave them as they were. Under
+    /// Miri this is also the check that no `&mut` points into them.
+    #[test]
+    fn empty_and_exited_caches_are_only_read() {
+        assert!(crate::init());
+        // SAFETY: an object of this allocator, freed once by the thread below.
+        FROM_MAIN.store(unsafe { crate::malloc(SMALL) }, Ordering::Relaxed);
+        assert_eq!(on_raw_thread(first_ops_on_empty), 0);
+        assert_eq!(on_raw_thread(ops_on_empty_and_exited), 0);
+        assert!(untouched(&EMPTY.0) && untouched(&EXITED.0));
+        crate::validate();
+    }
 }
