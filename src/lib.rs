@@ -402,14 +402,40 @@ pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
 
 /// The Large span that `p` starts; otherwise `p` is reported as a bad pointer passed to
 /// `call` (e.g. `"free()"`) and the result is null.
+///
+/// This runs without a lock on pointers the program may not own, so it reads only
+/// atomics: the page map's entries and the span's state, never a plain field of a span
+/// record the heap may be rewriting meanwhile. "`p` starts the span" is told by the page
+/// map too, not by the record's `start`: `p` is page-aligned and the page before it
+/// belongs to another span (every page of a Large span maps to it, and a page before
+/// its start is the end page of another span, which maps to that one, or no span).
+///
+/// For a pointer the program owns, what it reads is exact: the span became Large, and
+/// its pages were mapped to it, before the object reached the program, whose handing of
+/// the pointer to this thread orders those writes before these reads; and nothing else
+/// changes a live object's span. For any other pointer it may read entries and a state
+/// that are being changed (a span split, merged, freed or handed out at that moment):
+/// each value read is whole, and at worst a pointer into a span that was just handed
+/// out to another thread passes as that object's start. Freeing a pointer it does not
+/// own is then the program's race, which no allocator can tell from a correct free.
+///
+/// # Safety
+/// `p` is any address; span records live forever, so the page map's answer may be read.
 unsafe fn large_span_of(p: *mut u8, call: &str) -> *mut span::MSpan {
-    let s = pagemap::span_of(p as usize);
+    let addr = p as usize;
+    let s = pagemap::span_of(addr);
     let what = if s.is_null() {
         "invalid pointer (not allocated by goalloc)"
     } else {
-        // SAFETY: span records live forever; the state of a span the program owns is stable.
-        match unsafe { (*s).state } {
-            SpanState::Large if unsafe { (*s).start } == p as usize => return s,
+        // SAFETY: s is a span record, which lives forever; state_of reads its atomic state
+        // alone.
+        match unsafe { span::MSpan::state_of(s) } {
+            SpanState::Large
+                if addr.is_multiple_of(PAGE_SIZE)
+                    && pagemap::span_of(addr.wrapping_sub(PAGE_SIZE)) != s =>
+            {
+                return s
+            }
             SpanState::Free | SpanState::Releasing | SpanState::Cached => {
                 "double free or invalid pointer"
             }

@@ -605,7 +605,7 @@ pub fn take_large(npages: usize) -> *mut MSpan {
                 (*c).large_hit_pages
                     .fetch_add(npages as u64, Ordering::Relaxed);
                 (*c).large_active = true;
-                (*s).state = SpanState::Large;
+                (*s).set_state(SpanState::Large);
                 return s;
             }
         }
@@ -644,7 +644,7 @@ pub unsafe fn put_large(s: *mut MSpan) -> bool {
     if evict > 0 {
         (*c).release_large(evict);
     }
-    (*s).state = SpanState::Cached;
+    (*s).set_state(SpanState::Cached);
     let n = (*c).large_len();
     (*c).large[n] = s;
     (*c).large_pages[n] = npages as u8;
@@ -862,7 +862,7 @@ impl MCache {
     /// Gives the `n` oldest kept large spans back to the heap.
     unsafe fn release_large(&mut self, n: usize) {
         for (&s, &pages) in self.large[..n].iter().zip(&self.large_pages) {
-            (*s).state = SpanState::Large;
+            (*s).set_state(SpanState::Large);
             self.large_total
                 .fetch_sub(pages as usize, Ordering::Relaxed);
             HEAP.free_span(s);
@@ -1074,7 +1074,7 @@ impl MCache {
         }
         for (&s, &pages) in self.large[..self.large_len()].iter().zip(&self.large_pages) {
             // SAFETY: spans this thread keeps are its own.
-            let (state, npages) = unsafe { ((*s).state, (*s).npages) };
+            let (state, npages) = unsafe { ((*s).state(), (*s).npages) };
             assert_eq!(state, SpanState::Cached);
             assert!(npages <= LARGE_CACHE_MAX_PAGES);
             assert_eq!(npages, pages as usize, "kept length");
@@ -1296,6 +1296,49 @@ mod tests {
         assert_eq!(on_raw_thread(first_ops_on_empty), 0);
         assert_eq!(on_raw_thread(ops_on_empty_and_exited), 0);
         assert!(untouched(&EMPTY.0) && untouched(&EXITED.0));
+        crate::validate();
+    }
+
+    /// One thread keeps and reuses Large spans (their state goes Large ↔ Cached without
+    /// the heap lock) while another frees spans next to them, which the heap coalesces
+    /// and grows into after reading the neighbours' states under the lock. Natively this
+    /// checks that the objects and the heap stay intact; under ThreadSanitizer it is the
+    /// check that the state is read and written without a data race.
+    #[test]
+    fn kept_span_states_race_with_neighbours() {
+        assert!(crate::init());
+        const ROUNDS: usize = 2000;
+        let keeper = std::thread::spawn(|| {
+            for i in 0..ROUNDS {
+                let size = (1 + i % 8) * crate::sizeclass::PAGE_SIZE + 1;
+                // SAFETY: objects of this allocator, used within their size, freed once.
+                unsafe {
+                    let p = crate::malloc(size);
+                    assert!(!p.is_null());
+                    p.write_bytes(i as u8, size);
+                    assert_eq!(*p.add(size - 1), i as u8);
+                    crate::free(p);
+                }
+            }
+            flush_current();
+        });
+        let neighbour = std::thread::spawn(|| {
+            for i in 0..ROUNDS {
+                // Longer than a thread keeps: freed to the heap, which coalesces.
+                let size = (LARGE_CACHE_MAX_PAGES + 1 + i % 64) * crate::sizeclass::PAGE_SIZE;
+                // SAFETY: as above; realloc keeps the first byte and frees the old object.
+                unsafe {
+                    let p = crate::malloc(size);
+                    assert!(!p.is_null());
+                    *p = 7;
+                    let q = crate::realloc(p, size * 2);
+                    assert!(!q.is_null() && *q == 7);
+                    crate::free(q);
+                }
+            }
+        });
+        keeper.join().unwrap();
+        neighbour.join().unwrap();
         crate::validate();
     }
 }

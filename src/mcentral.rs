@@ -383,7 +383,7 @@ impl MCentral {
             for (list, want_full) in [(&c.partial, false), (&c.full, true)] {
                 let mut s = list.first;
                 while !s.is_null() {
-                    invariant_eq!((*s).state, SpanState::Small);
+                    invariant_eq!((*s).state(), SpanState::Small);
                     invariant_eq!((*s).sizeclass as usize, class);
                     (*s).validate_small();
                     invariant_eq!((*s).nfree() == 0, want_full, "span on the right list");

@@ -318,7 +318,7 @@ impl MHeap {
                 let s = h.releasing.first;
                 h.releasing.remove(s);
                 h.stats.pages_releasing -= (*s).npages;
-                (*s).state = SpanState::Free;
+                (*s).set_state(SpanState::Free);
                 h.coalesce_and_insert(s);
             }
         }
@@ -502,11 +502,11 @@ impl HeapInner {
             os::used((*s).start as *mut u8, (*s).bytes());
             (*s).released = false;
         }
-        (*s).state = if sizeclass == 0 {
+        (*s).set_state(if sizeclass == 0 {
             SpanState::Large
         } else {
             SpanState::Small
-        };
+        });
         (*s).sizeclass = sizeclass;
         self.stats.pages_inuse += npages;
         if sizeclass == 0 {
@@ -544,7 +544,7 @@ impl HeapInner {
         while self.cache_len == SPAN_CACHE_SLOTS || self.cache_pages + n > SPAN_CACHE_MAX_PAGES {
             self.uncache(0);
         }
-        (*s).state = SpanState::Cached;
+        (*s).set_state(SpanState::Cached);
         self.cache[self.cache_len] = s;
         self.cache_len += 1;
         self.cache_pages += n;
@@ -557,7 +557,7 @@ impl HeapInner {
         self.cache.copy_within(i + 1..self.cache_len, i);
         self.cache_len -= 1;
         self.cache_pages -= (*s).npages;
-        (*s).state = SpanState::Free;
+        (*s).set_state(SpanState::Free);
         Self::map_free_ends(s);
         self.coalesce_and_insert(s);
     }
@@ -572,7 +572,7 @@ impl HeapInner {
         }
         (*t).start = (*s).start;
         (*t).npages = npages;
-        (*t).state = SpanState::Free;
+        (*t).set_state(SpanState::Free);
         (*t).needzero = (*s).needzero;
         (*t).released = (*s).released;
         (*t).free_time = (*s).free_time;
@@ -810,7 +810,7 @@ impl HeapInner {
             let tail = if keep_head { t } else { s };
             (*tail).start = tail_start;
             (*tail).npages = (end - tail_start) >> PAGE_SHIFT;
-            (*tail).state = SpanState::Free;
+            (*tail).set_state(SpanState::Free);
             (*tail).needzero = (*s).needzero;
             (*tail).released = (*s).released;
             (*tail).free_time = (*s).free_time;
@@ -835,7 +835,7 @@ impl HeapInner {
         }
         (*s).start = start;
         (*s).npages = bytes >> PAGE_SHIFT;
-        (*s).state = SpanState::Free;
+        (*s).set_state(SpanState::Free);
         (*s).needzero = false;
         (*s).released = false;
         (*s).free_time = os::nanotime();
@@ -848,9 +848,9 @@ impl HeapInner {
     /// Frees the in-use span `s`; a Large one may go to the span cache when `may_cache`
     /// (its pages must then all point at it).
     unsafe fn free_span_locked(&mut self, s: *mut MSpan, may_cache: bool) {
-        debug_assert!((*s).state != SpanState::Free && (*s).list.is_null());
+        debug_assert!((*s).state() != SpanState::Free && (*s).list.is_null());
         let npages = (*s).npages;
-        let large = (*s).state == SpanState::Large;
+        let large = (*s).state() == SpanState::Large;
         if large {
             self.stats.large_frees += 1;
             self.stats.large_pages_inuse -= npages;
@@ -869,7 +869,7 @@ impl HeapInner {
             return;
         }
         Self::map_free_ends(s);
-        (*s).state = SpanState::Free;
+        (*s).set_state(SpanState::Free);
         self.coalesce_and_insert(s);
     }
 
@@ -878,7 +878,7 @@ impl HeapInner {
     unsafe fn coalesce_and_insert(&mut self, s: *mut MSpan) {
         let before = pagemap::span_of((*s).start - PAGE_SIZE);
         if !before.is_null()
-            && (*before).state == SpanState::Free
+            && MSpan::state_of(before) == SpanState::Free
             && (*before).released == (*s).released
             && (*before).end() == (*s).start
         {
@@ -895,7 +895,7 @@ impl HeapInner {
         }
         let after = pagemap::span_of((*s).end());
         if !after.is_null()
-            && (*after).state == SpanState::Free
+            && MSpan::state_of(after) == SpanState::Free
             && (*after).released == (*s).released
             && (*after).start == (*s).end()
         {
@@ -969,7 +969,7 @@ impl HeapInner {
                 self.insert_free(front);
             }
         }
-        (*best).state = SpanState::Releasing;
+        (*best).set_state(SpanState::Releasing);
         self.stats.pages_releasing += (*best).npages;
         self.releasing.push_back(best);
         (best, 0)
@@ -980,7 +980,7 @@ impl HeapInner {
         let n = (*s).npages;
         self.stats.pages_releasing -= n;
         self.stats.pages_released += n;
-        (*s).state = SpanState::Free;
+        (*s).set_state(SpanState::Free);
         (*s).released = true;
         if zeroed {
             (*s).needzero = false;
@@ -989,7 +989,7 @@ impl HeapInner {
     }
 
     unsafe fn resize_large_locked(&mut self, s: *mut MSpan, npages: usize) -> bool {
-        debug_assert!((*s).state == SpanState::Large);
+        debug_assert!((*s).state() == SpanState::Large);
         let old = (*s).npages;
         if npages == old {
             return true;
@@ -1001,7 +1001,7 @@ impl HeapInner {
             }
             (*t).start = (*s).start + (npages << PAGE_SHIFT);
             (*t).npages = old - npages;
-            (*t).state = SpanState::Large;
+            (*t).set_state(SpanState::Large);
             (*s).npages = npages;
             // t's pages map to s until free_span_locked rewrites its ends, so it must not
             // be cached.
@@ -1013,7 +1013,10 @@ impl HeapInner {
             return true;
         }
         let mut after = pagemap::span_of((*s).end());
-        if !after.is_null() && (*after).state == SpanState::Cached && (*after).start == (*s).end() {
+        if !after.is_null()
+            && MSpan::state_of(after) == SpanState::Cached
+            && (*after).start == (*s).end()
+        {
             // Merge it back into the free lists, then look again.
             if let Some(i) = self.cache[..self.cache_len]
                 .iter()
@@ -1025,7 +1028,7 @@ impl HeapInner {
         }
         let extra = npages - old;
         if after.is_null()
-            || (*after).state != SpanState::Free
+            || MSpan::state_of(after) != SpanState::Free
             || (*after).start != (*s).end()
             || (*after).npages < extra
         {
@@ -1076,7 +1079,7 @@ impl HeapInner {
             let mut seen_released = false;
             while !s.is_null() {
                 let sp = &*s;
-                invariant_eq!(sp.state, SpanState::Free);
+                invariant_eq!(sp.state(), SpanState::Free);
                 invariant!(sp.freebits.is_null(), "a free span has no bitmap");
                 invariant_eq!(list_index(sp.npages), i);
                 invariant!(!seen_released || sp.released, "resident spans come first");
@@ -1093,7 +1096,7 @@ impl HeapInner {
                     pagemap::span_of(sp.start - PAGE_SIZE),
                     pagemap::span_of(sp.end()),
                 ] {
-                    if !n.is_null() && (*n).state == SpanState::Free {
+                    if !n.is_null() && MSpan::state_of(n) == SpanState::Free {
                         invariant!((*n).released != sp.released, "unmerged free neighbours");
                     }
                 }
@@ -1107,7 +1110,7 @@ impl HeapInner {
         invariant!(self.cache_len <= SPAN_CACHE_SLOTS);
         let mut cached = 0;
         for &c in &self.cache[..self.cache_len] {
-            invariant_eq!((*c).state, SpanState::Cached);
+            invariant_eq!((*c).state(), SpanState::Cached);
             invariant!(!(*c).released && (*c).list.is_null());
             invariant_eq!(pagemap::span_of((*c).start), c);
             cached += (*c).npages;
@@ -1117,7 +1120,7 @@ impl HeapInner {
         self.releasing.validate();
         let mut s = self.releasing.first;
         while !s.is_null() {
-            invariant_eq!((*s).state, SpanState::Releasing);
+            invariant_eq!((*s).state(), SpanState::Releasing);
             free_pages += (*s).npages;
             s = (*s).next;
         }
@@ -1160,8 +1163,8 @@ mod tests {
             let b = h.alloc_span(200, 0);
             let c = h.alloc_span(1, 5);
             assert!(!a.is_null() && !b.is_null() && !c.is_null());
-            assert_eq!((*a).state, SpanState::Large);
-            assert_eq!((*c).state, SpanState::Small);
+            assert_eq!((*a).state(), SpanState::Large);
+            assert_eq!((*c).state(), SpanState::Small);
             for s in [a, b, c] {
                 assert_eq!((*s).start % PAGE_SIZE, 0);
                 for k in 0..(*s).npages {

@@ -19,6 +19,7 @@
 //!   maps to the span.
 
 use core::ptr;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 /// A free object: its first word links it to the next.
 #[repr(C)]
@@ -73,7 +74,11 @@ pub struct MSpan {
     pub alloc_count: u32,
     pub elemsize: u32,
     pub sizeclass: u8,
-    pub state: SpanState,
+    /// A `SpanState`, atomic because a thread moves its own kept Large spans between
+    /// Large and Cached without the heap lock while other threads, under the lock, read
+    /// the state of the span next to theirs, and `free` of a bad pointer reads any span's
+    /// without it: see `state` and `set_state`.
+    state: AtomicU8,
     /// Pages may hold old data, so zeroed requests must clear them.
     pub needzero: bool,
     /// Free: the pages were returned to the OS.
@@ -86,6 +91,50 @@ pub struct MSpan {
 }
 
 impl MSpan {
+    /// The span's state. Relaxed: what a reader decides from it does not depend on other
+    /// memory it could order. Free is written (and left) only under the heap lock, which
+    /// orders it for every reader under the lock; the writes made without the lock (a
+    /// thread's kept spans, Large ↔ Cached) are never Free, so a reader under the lock
+    /// that coalesces or grows into a neighbour decides the same whichever of them it
+    /// sees. A reader without any lock sees a Large span it owns as Large, through the
+    /// synchronisation that handed it the object.
+    #[inline]
+    pub fn state(&self) -> SpanState {
+        MSpan::from_state_bits(self.state.load(Ordering::Relaxed))
+    }
+
+    /// `state` of the span record at `s`, for a reader without a lock that may not own
+    /// the span (`free` of a bad pointer): it reads the atomic alone and makes no
+    /// reference to the record, whose other fields the heap may be writing meanwhile.
+    ///
+    /// # Safety
+    /// `s` points to a span record (records live forever).
+    #[inline]
+    pub unsafe fn state_of(s: *const MSpan) -> SpanState {
+        // SAFETY: s is a live record (caller's contract); the atomic field alone is
+        // borrowed, and atomics may be read while other threads write them.
+        let state = unsafe { &*ptr::addr_of!((*s).state) };
+        MSpan::from_state_bits(state.load(Ordering::Relaxed))
+    }
+
+    /// Sets the span's state; relaxed, for the reasons given at `state`. The caller owns
+    /// the span: under the heap lock, or a thread moving its own kept span.
+    #[inline]
+    pub fn set_state(&self, state: SpanState) {
+        self.state.store(state as u8, Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn from_state_bits(bits: u8) -> SpanState {
+        match bits {
+            0 => SpanState::Free,
+            1 => SpanState::Small,
+            2 => SpanState::Large,
+            3 => SpanState::Releasing,
+            _ => SpanState::Cached,
+        }
+    }
+
     #[inline]
     pub fn end(&self) -> usize {
         self.start + (self.npages << crate::sizeclass::PAGE_SHIFT)
@@ -158,7 +207,7 @@ impl MSpan {
     /// # Safety
     /// The span's owner lock is held.
     pub unsafe fn validate_small(&self) {
-        invariant_eq!(self.state, SpanState::Small);
+        invariant_eq!(self.state(), SpanState::Small);
         invariant!(self.freeindex <= self.nelems);
         invariant!(!self.freebits.is_null(), "a Small span has a bitmap");
         let mut n = 0u32;
@@ -306,7 +355,7 @@ mod tests {
             alloc_count: 0,
             elemsize: 0,
             sizeclass: 0,
-            state: SpanState::Free,
+            state: AtomicU8::new(SpanState::Free as u8),
             needzero: false,
             released: false,
             sample: 0,
@@ -377,7 +426,7 @@ mod tests {
         let mut bits = [0u64; FREEBITS_MAX_WORDS];
         let mut s = span(0x10000);
         s.freebits = bits.as_mut_ptr();
-        s.state = SpanState::Small;
+        s.set_state(SpanState::Small);
         s.nelems = 1024;
         s.elemsize = 8;
         s.freeindex = 1024;
