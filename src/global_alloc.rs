@@ -45,7 +45,7 @@ unsafe impl GlobalAlloc for GoAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let size = class_size(layout);
         if by_class(layout) && size <= MAX_SMALL_SIZE {
-            mcache::alloc(size_to_class_8(size), layout.size())
+            crate::alloc_small(size_to_class_8(size), layout.size())
         } else if by_class(layout) {
             // SAFETY: plain allocation (a large one).
             unsafe { crate::malloc(size) }

@@ -23,10 +23,10 @@
 //! slow each other down with false sharing.
 
 use crate::fixalloc::FixAlloc;
+use crate::large::LargeCache;
 use crate::mcentral::CENTRAL;
-use crate::mheap::HEAP;
 use crate::sizeclass::{CLASS_BATCH, CLASS_SIZE, NUM_CLASSES};
-use crate::span::{FreeObject, MSpan, SpanState};
+use crate::span::{FreeObject, MSpan};
 use crate::sync::{Guarded, Mutex};
 use core::ptr;
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -39,22 +39,6 @@ pub const MAX_CACHE_BYTES: usize = 8 << 20;
 const CACHE_STEP_BYTES: usize = 1 << 20;
 /// The most all threads' limits together may stand above their base.
 const OVERALL_CACHE_BYTES: usize = 32 << 20;
-/// Freed Large spans a thread keeps for its next allocation of the same length. A thread
-/// that allocates objects of 5..8 pages at random (`random`'s largest octave) found no
-/// span of the length it wanted for one free in four with 8 slots, one in seven with 16
-/// and one in fourteen with 32, and each miss paid the heap lock twice (one to free the
-/// oldest kept span, one to allocate).
-const LARGE_SLOTS: usize = 32;
-/// The longest span a thread keeps: 16 pages (128 KiB).
-pub const LARGE_CACHE_MAX_PAGES: usize = 16;
-/// The most pages a thread keeps in all: 2 MiB (16 spans of the longest kept length, or 32
-/// of 8 pages).
-const LARGE_CACHE_TOTAL_PAGES: usize = 256;
-const _: () = assert!(
-    LARGE_CACHE_MAX_PAGES <= u8::MAX as usize,
-    "lengths kept as u8"
-);
-
 /// `next_sample` and `large_sample` of a thread that takes no samples: no thread
 /// allocates 2^63 objects or bytes, so no countdown from here reaches 0.
 const NEVER: i64 = i64::MAX;
@@ -133,24 +117,11 @@ pub struct MCache {
     budget_used: usize,
     /// This thread's bound on `budget_used`: `BASE_CACHE_BYTES` plus its claim.
     limit: usize,
-    /// Freed Large spans (state Cached), roughly oldest first: a thread that allocates and
-    /// frees objects of a few pages in a loop skips the heap lock.
-    large: [*mut MSpan; LARGE_SLOTS],
-    /// `large[i]`'s length in pages, so that looking for a length reads no span record.
-    large_pages: [u8; LARGE_SLOTS],
-    /// How many spans are kept. Atomic, as `large_total`, only for `totals`' readers.
-    large_len: AtomicUsize,
-    /// The sum of `large_pages[..large_len]`, at most `LARGE_CACHE_TOTAL_PAGES`.
-    large_total: AtomicUsize,
-    /// Large allocations served from the kept spans, and their pages: they never reach
-    /// mheap, whose counts see the rest.
-    large_hits: AtomicU64,
-    large_hit_pages: AtomicU64,
+    /// Freed Large spans this thread keeps (see `large`).
+    large: LargeCache,
     /// Classes whose list went below the cache (a refill or an overflow) since the last
     /// sweep, a bit per class.
     active: u128,
-    /// A kept large span was taken or one was kept since the last sweep.
-    large_active: bool,
     /// Trips below the cache (refills, overflows, large allocations from the heap) since
     /// the last sweep.
     trips: u32,
@@ -331,12 +302,14 @@ fn own_cache() -> *mut MCache {
     p
 }
 
+/// Makes the calling thread's cache. The process is initialised (`crate::init`): every
+/// path here comes after it, from `crate::alloc_small`'s slow path, which calls it, or
+/// from an operation on an object, which needed an allocation first. (A sized free of a
+/// pointer that is not ours, before any allocation, gets a cache that is never
+/// registered, since the thread-exit key does not exist yet.)
 #[cold]
 #[inline(never)]
 fn new_cache() -> *mut MCache {
-    if !crate::init() {
-        return ptr::null_mut();
-    }
     CACHES.lock();
     // SAFETY: CACHES is held; a fresh block of MCache's size, 64-byte aligned, is ours
     // alone until it is linked into ALL, which CACHES guards.
@@ -365,19 +338,8 @@ fn new_cache() -> *mut MCache {
     p
 }
 
-/// Pops an object of class `class` for a request of `size` bytes (which a heap-profile
-/// sample records), or null when out of memory.
-#[inline(always)]
-pub fn alloc(class: usize, size: usize) -> *mut u8 {
-    let o = pop(class);
-    if !o.is_null() {
-        return o;
-    }
-    alloc_slow(class, size)
-}
-
 /// Pops an object of class `class` from this thread's list, or null when it is empty or
-/// the class's next object is to be sampled (the fast path alone; `alloc` goes on).
+/// the class's next object is to be sampled (the fast path alone; `alloc_slow` goes on).
 #[inline(always)]
 pub fn pop(class: usize) -> *mut u8 {
     let c = cache();
@@ -454,9 +416,12 @@ unsafe fn count_down(l: *mut FreeList) -> bool {
     }
 }
 
+/// An object of class `class` for a request of `size` bytes (which a heap-profile sample
+/// records) when `pop` gave none; null when out of memory. The process is initialised
+/// (`crate::alloc_small` makes sure).
 #[cold]
 #[inline(never)]
-fn alloc_slow(class: usize, size: usize) -> *mut u8 {
+pub(crate) fn alloc_slow(class: usize, size: usize) -> *mut u8 {
     let c = own_cache();
     if c.is_null() {
         // An exited thread: one object straight from mcentral.
@@ -585,73 +550,44 @@ pub unsafe fn sample_large(s: *mut MSpan, size: usize) {
     (*c).sampling = false;
 }
 
-/// A Large span of exactly `npages` pages that this thread freed, now in state Large
-/// again and owned by the caller; or null.
-pub fn take_large(npages: usize) -> *mut MSpan {
-    let c = cache();
-    // SAFETY: this thread's cache (EMPTY has no spans); its spans are its own.
-    unsafe {
-        let n = (*c).large_len();
-        for i in (0..n).rev() {
-            if (*c).large_pages[i] as usize == npages {
-                let s = (*c).large[i];
-                // The newest takes its place: the order stays close to oldest first
-                // (which eviction relies on) without moving the rest.
-                (*c).large[i] = (*c).large[n - 1];
-                (*c).large_pages[i] = (*c).large_pages[n - 1];
-                (*c).large_len.store(n - 1, Ordering::Relaxed);
-                (*c).large_total.fetch_sub(npages, Ordering::Relaxed);
-                (*c).large_hits.fetch_add(1, Ordering::Relaxed);
-                (*c).large_hit_pages
-                    .fetch_add(npages as u64, Ordering::Relaxed);
-                (*c).large_active = true;
-                (*s).set_state(SpanState::Large);
-                return s;
-            }
-        }
-    }
-    ptr::null_mut()
+/// The calling thread's kept Large spans, for taking one: those of `EMPTY` or `EXITED`
+/// (read-only, keeping nothing) before the thread's first slow path and after its exit.
+#[inline]
+pub(crate) fn kept_large() -> *mut LargeCache {
+    // SAFETY: the field of the thread's cache (or of a static one), addressed without a
+    // reference.
+    unsafe { ptr::addr_of_mut!((*cache()).large) }
 }
 
-/// Keeps the Large span `s`, which the program just freed, for this thread's next
-/// allocation of its length. False when it is too long to keep (the caller frees it to
-/// the heap). The oldest kept span goes to the heap when all slots are full.
-///
-/// # Safety
-/// `s` is a Large span the program freed; nothing else refers to it.
-pub unsafe fn put_large(s: *mut MSpan) -> bool {
-    if (*s).npages > LARGE_CACHE_MAX_PAGES || crate::checked::enabled() {
-        return false;
-    }
+/// The calling thread's kept Large spans, for keeping one: null when the thread has
+/// exited, or no cache could be made, or its cache cannot be registered (only a
+/// registered cache gives its spans back when the thread exits).
+pub(crate) fn kept_large_for_put() -> *mut LargeCache {
     let c = own_cache();
     if c.is_null() {
-        return false;
+        return ptr::null_mut();
     }
-    if !(*c).registered {
-        // Only a registered thread's cache is flushed when the thread exits.
-        (*c).register();
+    // SAFETY: the calling thread's own cache.
+    unsafe {
         if !(*c).registered {
-            return false;
+            (*c).register();
+            if !(*c).registered {
+                return ptr::null_mut();
+            }
         }
+        &mut (*c).large
     }
-    let npages = (*s).npages;
-    let mut evict = 0;
-    let mut total = (*c).large_total.load(Ordering::Relaxed) + npages;
-    while (*c).large_len() - evict == LARGE_SLOTS || total > LARGE_CACHE_TOTAL_PAGES {
-        total -= (*c).large_pages[evict] as usize;
-        evict += 1;
+}
+
+/// The calling thread's cache and every ready batch go back to their spans, so that
+/// spans wholly free reach mheap (`release_all`, and a large allocation that found no
+/// memory).
+#[cold]
+pub(crate) fn reclaim() {
+    flush_current();
+    for (class, c) in CENTRAL.iter().enumerate().skip(1) {
+        c.drain_batches(class);
     }
-    if evict > 0 {
-        (*c).release_large(evict);
-    }
-    (*s).set_state(SpanState::Cached);
-    let n = (*c).large_len();
-    (*c).large[n] = s;
-    (*c).large_pages[n] = npages as u8;
-    (*c).large_len.store(n + 1, Ordering::Relaxed);
-    (*c).large_total.fetch_add(npages, Ordering::Relaxed);
-    (*c).large_active = true;
-    true
 }
 
 impl MCache {
@@ -680,25 +616,13 @@ impl MCache {
             overages: [0; NUM_CLASSES],
             budget_used: 0,
             limit: BASE_CACHE_BYTES,
-            large: [ptr::null_mut(); LARGE_SLOTS],
-            large_pages: [0; LARGE_SLOTS],
-            large_len: AtomicUsize::new(0),
-            large_total: AtomicUsize::new(0),
-            large_hits: AtomicU64::new(0),
-            large_hit_pages: AtomicU64::new(0),
+            large: LargeCache::new(),
             active: 0,
-            large_active: false,
             trips: 0,
             registered: false,
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
         }
-    }
-
-    /// How many large spans are kept.
-    #[inline]
-    fn large_len(&self) -> usize {
-        self.large_len.load(Ordering::Relaxed)
     }
 
     /// Objects of class `class` this cache handed to the program (not counting those
@@ -778,23 +702,26 @@ impl MCache {
         for (class, exited) in EXITED_NMALLOC.iter().enumerate() {
             exited.fetch_add(self.nmalloc(class), Ordering::Relaxed);
         }
-        EXITED_LARGE_HITS.fetch_add(self.large_hits.load(Ordering::Relaxed), Ordering::Relaxed);
+        EXITED_LARGE_HITS.fetch_add(self.large.hits.load(Ordering::Relaxed), Ordering::Relaxed);
         EXITED_LARGE_HIT_PAGES.fetch_add(
-            self.large_hit_pages.load(Ordering::Relaxed),
+            self.large.hit_pages.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
     }
 
+    /// Has the thread-exit destructor flush this cache; nothing when the key does not
+    /// exist (see `new_cache`).
     #[cold]
     fn register(&mut self) {
-        if !crate::init() {
+        let key = CACHE_KEY.load(Ordering::Acquire);
+        if key == u32::MAX {
             return;
         }
         // Set first: pthread_setspecific may itself call malloc (keys past the first block).
         self.registered = true;
         let me: *mut MCache = self;
         // SAFETY: the key was created by init; the value is this thread's cache.
-        unsafe { libc::pthread_setspecific(CACHE_KEY.load(Ordering::Acquire), me as *const _) };
+        unsafe { libc::pthread_setspecific(key, me as *const _) };
     }
 
     /// Registers the thread if needed and gives list `class` a limit of at least 1.
@@ -859,20 +786,6 @@ impl MCache {
         }
     }
 
-    /// Gives the `n` oldest kept large spans back to the heap.
-    unsafe fn release_large(&mut self, n: usize) {
-        for (&s, &pages) in self.large[..n].iter().zip(&self.large_pages) {
-            (*s).set_state(SpanState::Large);
-            self.large_total
-                .fetch_sub(pages as usize, Ordering::Relaxed);
-            HEAP.free_span(s);
-        }
-        let len = self.large_len();
-        self.large.copy_within(n..len, 0);
-        self.large_pages.copy_within(n..len, 0);
-        self.large_len.store(len - n, Ordering::Relaxed);
-    }
-
     /// Gives back what sat unused since the last sweep (as tcmalloc's thread-cache
     /// scavenging): half of each list that made no trip below the cache and kept its head
     /// meanwhile (its limit drops by a batch, down to one batch), and half of the kept
@@ -902,10 +815,7 @@ impl MCache {
                 l.max_len = new;
             }
         }
-        if !self.large_active {
-            self.release_large(self.large_len().div_ceil(2));
-        }
-        self.large_active = false;
+        self.large.sweep();
     }
 
     fn grow_max_len(&mut self, class: usize) {
@@ -1038,8 +948,7 @@ impl MCache {
             self.lists[class].max_len = 0;
             self.overages[class] = 0;
         }
-        self.release_large(self.large_len());
-        self.large_active = false;
+        self.large.release_all();
         self.active = 0;
         for counts in &mut self.counts {
             counts.seen = ptr::null_mut();
@@ -1072,23 +981,7 @@ impl MCache {
             assert!(l.len() <= l.max_len, "class {class}: list within its limit");
             budget += l.max_len as usize * CLASS_SIZE[class] as usize;
         }
-        for (&s, &pages) in self.large[..self.large_len()].iter().zip(&self.large_pages) {
-            // SAFETY: spans this thread keeps are its own.
-            let (state, npages) = unsafe { ((*s).state(), (*s).npages) };
-            assert_eq!(state, SpanState::Cached);
-            assert!(npages <= LARGE_CACHE_MAX_PAGES);
-            assert_eq!(npages, pages as usize, "kept length");
-        }
-        let total: usize = self.large_pages[..self.large_len()]
-            .iter()
-            .map(|&p| p as usize)
-            .sum();
-        assert_eq!(
-            total,
-            self.large_total.load(Ordering::Relaxed),
-            "kept pages"
-        );
-        assert!(total <= LARGE_CACHE_TOTAL_PAGES);
+        self.large.validate();
         assert_eq!(budget, self.budget_used);
         assert!(budget <= self.limit && self.limit <= MAX_CACHE_BYTES);
         assert!(self.limit - BASE_CACHE_BYTES <= CLAIMED.load(Ordering::Relaxed));
@@ -1167,10 +1060,10 @@ pub fn totals() -> CacheTotals {
                 t.nmalloc[class] += (*c).nmalloc(class);
                 t.cached[class] += (*c).lists[class].len() as u64;
             }
-            t.large_hits += (*c).large_hits.load(Ordering::Relaxed);
-            t.large_hit_pages += (*c).large_hit_pages.load(Ordering::Relaxed);
-            t.large_kept += (*c).large_len() as u64;
-            t.large_kept_pages += (*c).large_total.load(Ordering::Relaxed) as u64;
+            t.large_hits += (*c).large.hits.load(Ordering::Relaxed);
+            t.large_hit_pages += (*c).large.hit_pages.load(Ordering::Relaxed);
+            t.large_kept += (*c).large.len() as u64;
+            t.large_kept_pages += (*c).large.total_pages() as u64;
             c = (*c).next;
         }
     }
@@ -1216,8 +1109,8 @@ mod tests {
         c.lists
             .iter()
             .all(|l| l.head.is_null() && l.len() == 0 && l.max_len == 0)
-            && c.large_len() == 0
-            && c.large_total.load(Ordering::Relaxed) == 0
+            && c.large.len() == 0
+            && c.large.total_pages() == 0
     }
 
     /// Runs `f` on a new thread made with `pthread_create`, which (unlike
@@ -1296,49 +1189,6 @@ mod tests {
         assert_eq!(on_raw_thread(first_ops_on_empty), 0);
         assert_eq!(on_raw_thread(ops_on_empty_and_exited), 0);
         assert!(untouched(&EMPTY.0) && untouched(&EXITED.0));
-        crate::validate();
-    }
-
-    /// One thread keeps and reuses Large spans (their state goes Large ↔ Cached without
-    /// the heap lock) while another frees spans next to them, which the heap coalesces
-    /// and grows into after reading the neighbours' states under the lock. Natively this
-    /// checks that the objects and the heap stay intact; under ThreadSanitizer it is the
-    /// check that the state is read and written without a data race.
-    #[test]
-    fn kept_span_states_race_with_neighbours() {
-        assert!(crate::init());
-        const ROUNDS: usize = 2000;
-        let keeper = std::thread::spawn(|| {
-            for i in 0..ROUNDS {
-                let size = (1 + i % 8) * crate::sizeclass::PAGE_SIZE + 1;
-                // SAFETY: objects of this allocator, used within their size, freed once.
-                unsafe {
-                    let p = crate::malloc(size);
-                    assert!(!p.is_null());
-                    p.write_bytes(i as u8, size);
-                    assert_eq!(*p.add(size - 1), i as u8);
-                    crate::free(p);
-                }
-            }
-            flush_current();
-        });
-        let neighbour = std::thread::spawn(|| {
-            for i in 0..ROUNDS {
-                // Longer than a thread keeps: freed to the heap, which coalesces.
-                let size = (LARGE_CACHE_MAX_PAGES + 1 + i % 64) * crate::sizeclass::PAGE_SIZE;
-                // SAFETY: as above; realloc keeps the first byte and frees the old object.
-                unsafe {
-                    let p = crate::malloc(size);
-                    assert!(!p.is_null());
-                    *p = 7;
-                    let q = crate::realloc(p, size * 2);
-                    assert!(!q.is_null() && *q == 7);
-                    crate::free(q);
-                }
-            }
-        });
-        keeper.join().unwrap();
-        neighbour.join().unwrap();
         crate::validate();
     }
 }

@@ -15,6 +15,7 @@
 //! The `*_locked` functions require `MHeap.lock`.
 
 use crate::fixalloc::FixAlloc;
+use crate::large::SpanCache;
 use crate::os;
 use crate::pagemap::{self, HeapArena, ARENA_SIZE, HEAP_ARENA_BYTES, PAGES_PER_ARENA};
 use crate::sizeclass::{PAGE_SHIFT, PAGE_SIZE};
@@ -76,18 +77,6 @@ pub struct Scavenged {
     pub wait_ns: u64,
 }
 
-/// Slots of the span cache: 32, so that a program cycling through 32 buffers of 256 KiB
-/// (longer than a thread keeps; 8 MiB, the cache's bound in pages) gets each back whole.
-/// With 16, half of them were merged and split again on every round: 571 instructions a
-/// malloc+free (callgrind, `pairs -P batch -S 262144`), 356 with 32.
-const SPAN_CACHE_SLOTS: usize = 32;
-/// The most pages the span cache holds in all (8 MiB).
-const SPAN_CACHE_MAX_PAGES: usize = 1024;
-/// The longest span it keeps (1 MiB): for longer ones the split and the merge it saves
-/// cost little next to touching the pages, and keeping them whole would stand in the
-/// way of coalescing (and of `realloc` growing a neighbour in place).
-const SPAN_CACHE_MAX_SPAN_PAGES: usize = 128;
-
 /// Sizes of span bitmaps: 1, 2, 4, 8 and 16 words.
 const BITMAP_SIZES: usize = 5;
 const _: () = assert!(FREEBITS_MAX_WORDS == 1 << (BITMAP_SIZES - 1));
@@ -120,12 +109,9 @@ struct HeapInner {
     bitmaps: [FixAlloc; BITMAP_SIZES],
     /// Spans in state Releasing.
     releasing: MSpanList,
-    /// Freed Large spans kept whole (state Cached), oldest first: a program that frees
-    /// and allocates the same length in a loop gets the same span back without a split
-    /// and a merge. Pages: `cache_pages`, counted in `pages_free`.
-    cache: [*mut MSpan; SPAN_CACHE_SLOTS],
-    cache_len: usize,
-    cache_pages: usize,
+    /// Freed Large spans kept whole (see `large::SpanCache`); their pages count in
+    /// `pages_free`.
+    cache: SpanCache,
     /// The part of the current reservation not mapped yet: `[cur, cur_end)`.
     cur: usize,
     cur_end: usize,
@@ -143,9 +129,7 @@ pub static HEAP: MHeap = MHeap {
         free: [const { MSpanList::new() }; NUM_FREE_LISTS],
         nonempty: 0,
         releasing: MSpanList::new(),
-        cache: [ptr::null_mut(); SPAN_CACHE_SLOTS],
-        cache_len: 0,
-        cache_pages: 0,
+        cache: SpanCache::new(),
         spanalloc: FixAlloc::new(core::mem::size_of::<MSpan>().next_multiple_of(8)),
         bitmaps: [
             FixAlloc::new(8),
@@ -440,15 +424,15 @@ impl HeapInner {
     ) -> *mut MSpan {
         debug_assert!(npages > 0 && align_pages.is_power_of_two());
         if align_pages == 1 {
-            let s = self.take_cached(npages);
+            let s = self.cache.take(npages);
             if !s.is_null() {
                 return self.use_span(s, npages, sizeclass, sizeclass != 0);
             }
         }
         let mut s = self.find_free(npages, align_pages);
-        if s.is_null() && self.cache_len > 0 {
+        if s.is_null() && self.cache.len() > 0 {
             // Merge what the cache holds before asking the OS for more.
-            while self.cache_len > 0 {
+            while self.cache.len() > 0 {
                 self.uncache(0);
             }
             s = self.find_free(npages, align_pages);
@@ -520,43 +504,23 @@ impl HeapInner {
         s
     }
 
-    /// The newest cached span of exactly `npages` pages, taken out of the cache; or null.
-    unsafe fn take_cached(&mut self, npages: usize) -> *mut MSpan {
-        for i in (0..self.cache_len).rev() {
-            let s = self.cache[i];
-            if (*s).npages == npages {
-                self.cache.copy_within(i + 1..self.cache_len, i);
-                self.cache_len -= 1;
-                self.cache_pages -= npages;
-                return s;
-            }
-        }
-        ptr::null_mut()
-    }
-
     /// Caches the freed Large span `s` (already counted as free), making room by sending
     /// the oldest entries to the free lists. False when `s` is too long to cache.
     unsafe fn put_cached(&mut self, s: *mut MSpan) -> bool {
         let n = (*s).npages;
-        if n > SPAN_CACHE_MAX_SPAN_PAGES {
+        if !SpanCache::fits(n) {
             return false;
         }
-        while self.cache_len == SPAN_CACHE_SLOTS || self.cache_pages + n > SPAN_CACHE_MAX_PAGES {
+        while self.cache.needs_room_for(n) {
             self.uncache(0);
         }
-        (*s).set_state(SpanState::Cached);
-        self.cache[self.cache_len] = s;
-        self.cache_len += 1;
-        self.cache_pages += n;
+        self.cache.push(s);
         true
     }
 
     /// Moves cache entry `i` to the free lists.
     unsafe fn uncache(&mut self, i: usize) {
-        let s = self.cache[i];
-        self.cache.copy_within(i + 1..self.cache_len, i);
-        self.cache_len -= 1;
-        self.cache_pages -= (*s).npages;
+        let s = self.cache.remove(i);
         (*s).set_state(SpanState::Free);
         Self::map_free_ends(s);
         self.coalesce_and_insert(s);
@@ -929,8 +893,8 @@ impl HeapInner {
         let mut wait_ns = u64::MAX;
         // Cached spans idle for the delay go to the free lists, where they can be picked.
         let mut i = 0;
-        while i < self.cache_len {
-            let age = now.saturating_sub((*self.cache[i]).free_time);
+        while i < self.cache.len() {
+            let age = now.saturating_sub((*self.cache.get(i)).free_time);
             if age >= min_age_ns {
                 self.uncache(i);
             } else {
@@ -1018,10 +982,7 @@ impl HeapInner {
             && (*after).start == (*s).end()
         {
             // Merge it back into the free lists, then look again.
-            if let Some(i) = self.cache[..self.cache_len]
-                .iter()
-                .position(|&c| c == after)
-            {
+            if let Some(i) = self.cache.position(after) {
                 self.uncache(i);
             }
             after = pagemap::span_of((*s).end());
@@ -1107,15 +1068,7 @@ impl HeapInner {
                 s = sp.next;
             }
         }
-        invariant!(self.cache_len <= SPAN_CACHE_SLOTS);
-        let mut cached = 0;
-        for &c in &self.cache[..self.cache_len] {
-            invariant_eq!((*c).state(), SpanState::Cached);
-            invariant!(!(*c).released && (*c).list.is_null());
-            invariant_eq!(pagemap::span_of((*c).start), c);
-            cached += (*c).npages;
-        }
-        invariant_eq!(cached, self.cache_pages);
+        let cached = self.cache.validate();
         free_pages += cached;
         self.releasing.validate();
         let mut s = self.releasing.first;
