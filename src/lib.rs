@@ -80,11 +80,10 @@
 //!
 //! # What makes the fast path fast
 //!
-//! A small `malloc` plus `free` is about 60 instructions (`scripts/bench.sh --callgrind`,
-//! the same for fixed sizes, cycling sizes and a ring of 1000 live objects): 18 in
-//! `malloc` and 39 in `free`, `ret` included (their code, as `objdump -d` shows it), the
-//! rest the calls through the PLT. Neither has a stack frame, a call or an atomic
-//! operation when the thread's list can serve it:
+//! When the thread's list can serve it, neither `malloc` nor `free` has a stack frame, a
+//! call or an atomic operation, and no entry point jumps through another
+//! (`scripts/bench.sh --callgrind` counts the instructions of a pair; the figures live in
+//! the commit history and `benches/results/`, where they can age):
 //!
 //! - **Initial-exec TLS.** The thread's cache is one load relative to the thread pointer
 //!   (`%fs`; `tpidr_el0` on aarch64) through a GOT slot (a `global_asm!` TLS symbol), not
@@ -103,8 +102,8 @@
 //! - **The bad-pointer check is one multiply and one compare**: the offset in the span
 //!   times a per-class magic number, compared with a per-class bound, tells whether it is
 //!   the start of one of the span's objects (see `sizeclass::is_object_offset`). This and
-//!   the repeated-free compare are the price of reporting bad frees, about 12
-//!   instructions, which allocators that do not check skip.
+//!   the repeated-free compare are the price of reporting bad frees, a few instructions
+//!   that allocators that do not check skip.
 //! - **Slow paths out of line.** Refill, overflow, large objects, errors and `errno` are
 //!   `#[cold]` functions reached by a tail jump; the exported `malloc`, `free` and
 //!   `operator delete` each inline the fast path, so no entry point jumps through another.

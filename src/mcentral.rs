@@ -6,7 +6,10 @@
 //! tcmalloc's transfer cache). Objects in batches count as allocated for their spans.
 //! When every object of a span is back in the span, the span goes back to mheap.
 //!
-//! Lock order: one mcentral lock at a time; `MHeap.lock` may be taken while holding it.
+//! Lock order: one mcentral lock at a time, and none is held while mheap's is taken: a
+//! class unlocks before it asks mheap for a span or gives spans back, so that a thread
+//! waiting for the heap (which may be mapping memory) holds up no one else's class. Only
+//! `fork` holds several: every class's lock, then mheap's (the order of `lib.rs`).
 
 use crate::checked;
 use crate::mheap::HEAP;
@@ -23,9 +26,9 @@ use core::ptr;
 const MAX_BATCHES: usize = 32;
 /// Bytes a class may keep in ready batches (at least one batch). Every batched object
 /// keeps its span from going back to mheap, and batches outlive the threads that flushed
-/// them: at 64 KiB, short-lived threads left 2.3 MiB of spans behind over 36 classes
-/// (the `threads` workload's peak RSS: 5.3 MiB at 64 KiB, 3.8 MiB at 16 KiB, with the
-/// same time). One batch in each direction is enough for a producer and a consumer.
+/// them: a larger bound lets short-lived threads leave spans behind in every class they
+/// touched (the `threads` workload's peak RSS grows with it, its time does not). One
+/// batch in each direction is enough for a producer and a consumer.
 const BATCH_BYTES_LIMIT: usize = 16 << 10;
 
 /// One class's central store, on cache lines of its own against false sharing.

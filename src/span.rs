@@ -1,8 +1,10 @@
 //! MSpan: a run of contiguous pages, and lists of spans.
 //!
-//! A span is in one of three states:
+//! A span is in one of five states (`SpanState`):
 //! - **Free**: owned by mheap, on one of its free lists. Its first and last pages map to it
-//!   in the page map; interior pages map to nothing. It remembers when it was freed
+//!   in the page map; interior pages are not read while it is free, and keep whatever
+//!   they mapped to before (possibly a record that no longer starts there, which `free`
+//!   reports as a bad pointer all the same). It remembers when it was freed
 //!   (`free_time`), whether its pages went back to the OS (`released`) and whether they
 //!   may hold old data (`needzero`).
 //! - **Small**: cut into `nelems` objects of class `sizeclass`, owned by that class's
@@ -17,6 +19,14 @@
 //!   counts objects held by caches, transfer batches and the program.
 //! - **Large**: one object of `npages` pages (class 0), handed to the program. Every page
 //!   maps to the span.
+//! - **Releasing**: free, taken off the free lists by the scavenger, which returns its
+//!   pages to the OS without the heap lock; on mheap's `releasing` list.
+//! - **Cached**: a freed Large span kept whole, by its thread or by mheap's span cache
+//!   (see `large`), for the next allocation of its length. Free for the statistics, its
+//!   pages still all map to it.
+//!
+//! The state is atomic: a thread moves its own kept spans between Large and Cached
+//! without the heap lock (see `MSpan::state`).
 
 use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering};
