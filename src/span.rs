@@ -28,6 +28,9 @@
 //! The state is atomic: a thread moves its own kept spans between Large and Cached
 //! without the heap lock (see `MSpan::state`).
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -174,8 +177,9 @@ impl MSpan {
         if i >= self.freeindex as usize {
             return false;
         }
-        // SAFETY: i < freeindex <= nelems, so w is within the bitmap.
-        let word = &mut *self.freebits.add(w);
+        // SAFETY: i < freeindex <= nelems, so w is within the bitmap, which the span's
+        // owner lock (held) guards.
+        let word = unsafe { &mut *self.freebits.add(w) };
         if *word & bit != 0 {
             return false;
         }
@@ -200,11 +204,13 @@ impl MSpan {
         }
         let mut w = self.scan as usize;
         // SAFETY: nreturned > 0, so a set bit lies at or after the scan word, within the
-        // bitmap.
-        while *self.freebits.add(w) == 0 {
-            w += 1;
-        }
-        let word = &mut *self.freebits.add(w);
+        // bitmap, which the span's owner lock (held) guards.
+        let word = unsafe {
+            while *self.freebits.add(w) == 0 {
+                w += 1;
+            }
+            &mut *self.freebits.add(w)
+        };
         let bits = *word;
         *word = bits & (bits - 1);
         self.nreturned -= 1;
@@ -221,8 +227,11 @@ impl MSpan {
         invariant!(self.freeindex <= self.nelems);
         invariant!(!self.freebits.is_null(), "a Small span has a bitmap");
         let mut n = 0u32;
-        // SAFETY: a Small span's bitmap has bitmap_words(nelems) words.
-        let words = core::slice::from_raw_parts(self.freebits, bitmap_words(self.nelems as usize));
+        // SAFETY: a Small span's bitmap has bitmap_words(nelems) words, guarded by the
+        // span's owner lock (held).
+        let words = unsafe {
+            core::slice::from_raw_parts(self.freebits, bitmap_words(self.nelems as usize))
+        };
         for (w, &bits) in words.iter().enumerate() {
             invariant!(
                 bits == 0 || w as u32 >= self.scan,
@@ -277,53 +286,64 @@ impl MSpanList {
     /// # Safety
     /// `s` is a valid span on no list; the list's owner lock is held.
     pub unsafe fn push_front(&mut self, s: *mut MSpan) {
-        debug_assert!((*s).list.is_null());
-        (*s).prev = ptr::null_mut();
-        (*s).next = self.first;
-        if self.first.is_null() {
-            self.last = s;
-        } else {
-            (*self.first).prev = s;
+        // SAFETY: s is a valid span on no list, and the list and its spans are guarded by the
+        // owner lock, held (caller's contract); the list's spans are valid.
+        unsafe {
+            debug_assert!((*s).list.is_null());
+            (*s).prev = ptr::null_mut();
+            (*s).next = self.first;
+            if self.first.is_null() {
+                self.last = s;
+            } else {
+                (*self.first).prev = s;
+            }
+            self.first = s;
+            (*s).list = self;
+            self.len += 1;
         }
-        self.first = s;
-        (*s).list = self;
-        self.len += 1;
     }
 
     /// # Safety
     /// As `push_front`.
     pub unsafe fn push_back(&mut self, s: *mut MSpan) {
-        debug_assert!((*s).list.is_null());
-        (*s).next = ptr::null_mut();
-        (*s).prev = self.last;
-        if self.last.is_null() {
-            self.first = s;
-        } else {
-            (*self.last).next = s;
+        // SAFETY: as `push_front`.
+        unsafe {
+            debug_assert!((*s).list.is_null());
+            (*s).next = ptr::null_mut();
+            (*s).prev = self.last;
+            if self.last.is_null() {
+                self.first = s;
+            } else {
+                (*self.last).next = s;
+            }
+            self.last = s;
+            (*s).list = self;
+            self.len += 1;
         }
-        self.last = s;
-        (*s).list = self;
-        self.len += 1;
     }
 
     /// # Safety
     /// `s` is on this list; the list's owner lock is held.
     pub unsafe fn remove(&mut self, s: *mut MSpan) {
-        debug_assert!(core::ptr::eq((*s).list, self));
-        if (*s).prev.is_null() {
-            self.first = (*s).next;
-        } else {
-            (*(*s).prev).next = (*s).next;
+        // SAFETY: s and its neighbours are valid spans on this list, guarded by the owner lock
+        // (held; caller's contract).
+        unsafe {
+            debug_assert!(core::ptr::eq((*s).list, self));
+            if (*s).prev.is_null() {
+                self.first = (*s).next;
+            } else {
+                (*(*s).prev).next = (*s).next;
+            }
+            if (*s).next.is_null() {
+                self.last = (*s).prev;
+            } else {
+                (*(*s).next).prev = (*s).prev;
+            }
+            (*s).next = ptr::null_mut();
+            (*s).prev = ptr::null_mut();
+            (*s).list = ptr::null_mut();
+            self.len -= 1;
         }
-        if (*s).next.is_null() {
-            self.last = (*s).prev;
-        } else {
-            (*(*s).next).prev = (*s).prev;
-        }
-        (*s).next = ptr::null_mut();
-        (*s).prev = ptr::null_mut();
-        (*s).list = ptr::null_mut();
-        self.len -= 1;
     }
 
     /// Checks the links and the count.
@@ -331,18 +351,21 @@ impl MSpanList {
     /// # Safety
     /// The list's owner lock is held.
     pub unsafe fn validate(&self) {
-        let mut n = 0;
-        let mut prev: *mut MSpan = ptr::null_mut();
-        let mut s = self.first;
-        while !s.is_null() {
-            invariant_eq!((*s).prev, prev);
-            invariant_eq!((*s).list as *const MSpanList, self as *const MSpanList);
-            n += 1;
-            prev = s;
-            s = (*s).next;
+        // SAFETY: the list's spans are valid, guarded by the owner lock (held).
+        unsafe {
+            let mut n = 0;
+            let mut prev: *mut MSpan = ptr::null_mut();
+            let mut s = self.first;
+            while !s.is_null() {
+                invariant_eq!((*s).prev, prev);
+                invariant_eq!((*s).list as *const MSpanList, self as *const MSpanList);
+                n += 1;
+                prev = s;
+                s = (*s).next;
+            }
+            invariant_eq!(self.last, prev);
+            invariant_eq!(n, self.len);
         }
-        invariant_eq!(self.last, prev);
-        invariant_eq!(n, self.len);
     }
 }
 
