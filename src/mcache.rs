@@ -22,6 +22,9 @@
 //! so that threads that start on a class together do not get neighbours in one line and
 //! slow each other down with false sharing.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use crate::fixalloc::FixAlloc;
 use crate::large::LargeCache;
 use crate::mcentral::CENTRAL;
@@ -459,7 +462,8 @@ pub(crate) fn alloc_slow(class: usize, size: usize) -> *mut u8 {
 /// `p` is an allocated object of class `class` that the program no longer uses.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, class: usize, call: &'static str) {
-    free_at(p, class << crate::pagemap::INFO_CLASS_SHIFT, call)
+    // SAFETY: forwarded contract; the slot of class `class` is its list's offset.
+    unsafe { free_at(p, class << crate::pagemap::INFO_CLASS_SHIFT, call) }
 }
 
 // `free_at` finds a list at byte offset `class × size_of::<FreeList>()`, which `lists`
@@ -493,6 +497,8 @@ pub unsafe fn free_at(p: *mut u8, slot: usize, call: &'static str) {
     }
 }
 
+/// # Safety
+/// As `free`.
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8, class: usize, call: &'static str) {
@@ -500,20 +506,28 @@ unsafe fn free_slow(p: *mut u8, class: usize, call: &'static str) {
     let o = p as *mut FreeObject;
     if c.is_null() {
         // An exited thread: the object goes straight back to mcentral.
-        (*o).next = ptr::null_mut();
-        CENTRAL[class].flush(class, o, 1, Some(call));
+        // SAFETY: p is an allocated object of this class that the program gave up
+        // (caller's contract): ours to link and return.
+        unsafe {
+            (*o).next = ptr::null_mut();
+            CENTRAL[class].flush(class, o, 1, Some(call));
+        }
         return;
     }
-    let l = &mut (*c).lists[class];
-    if o == l.head {
-        crate::checked::invalid_call(call, "double free", p as usize);
-        return;
-    }
-    (*o).next = l.head;
-    l.head = o;
-    l.set_len(l.len() + 1);
-    if l.len() > l.max_len {
-        (*c).overflow(class, call);
+    // SAFETY: c is the calling thread's own cache, which only it touches (so a `&mut` to
+    // its list is sound), and p is an object of this class it may link (as above).
+    unsafe {
+        let l = &mut (*c).lists[class];
+        if o == l.head {
+            crate::checked::invalid_call(call, "double free", p as usize);
+            return;
+        }
+        (*o).next = l.head;
+        l.head = o;
+        l.set_len(l.len() + 1);
+        if l.len() > l.max_len {
+            (*c).overflow(class, call);
+        }
     }
 }
 
@@ -537,17 +551,24 @@ pub fn note_large_trip() {
 #[cold]
 pub unsafe fn sample_large(s: *mut MSpan, size: usize) {
     let c = own_cache();
-    if c.is_null() || (*c).sampling {
+    if c.is_null() {
         return;
     }
-    (*c).large_sample = (*c).large_sample.saturating_sub(size as i64);
-    if (*c).large_sample > 0 {
-        return;
+    // SAFETY: c is the calling thread's own cache, which only it touches; s is the new
+    // span of those bytes (caller's contract), which the profile may record.
+    unsafe {
+        if (*c).sampling {
+            return;
+        }
+        (*c).large_sample = (*c).large_sample.saturating_sub(size as i64);
+        if (*c).large_sample > 0 {
+            return;
+        }
+        (*c).large_sample = crate::profile::bytes_until_sample(&mut (*c).rng);
+        (*c).sampling = true;
+        crate::profile::record(s, size);
+        (*c).sampling = false;
     }
-    (*c).large_sample = crate::profile::bytes_until_sample(&mut (*c).rng);
-    (*c).sampling = true;
-    crate::profile::record(s, size);
-    (*c).sampling = false;
 }
 
 /// The calling thread's kept Large spans, for taking one: those of `EMPTY` or `EXITED`
@@ -666,6 +687,9 @@ impl MCache {
     /// the class (which draws the first interval), when the unwinder itself allocates,
     /// or when no span was to be had: the caller then hands out an object of the class
     /// the usual way, as the first of the next countdown.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[cold]
     #[inline(never)]
     unsafe fn sample_small(&mut self, class: usize, size: usize) -> *mut u8 {
@@ -739,6 +763,8 @@ impl MCache {
         }
     }
 
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[cold]
     #[inline(never)]
     unsafe fn refill(&mut self, class: usize) -> *mut u8 {
@@ -762,27 +788,37 @@ impl MCache {
             return ptr::null_mut();
         }
         // The list is empty: the chain minus its first object becomes the list.
-        l.head = (*head).next;
+        // SAFETY: mcentral handed over a null-terminated chain of n free objects.
+        l.head = unsafe { (*head).next };
         l.set_len(n - 1);
         self.count_malloc(class);
         self.grow_max_len(class);
-        self.note_trip(class);
+        // SAFETY: this thread's own cache (caller's contract).
+        unsafe { self.note_trip(class) };
         head as *mut u8
     }
 
     /// Counts a trip of list `class` below the cache.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[inline]
     unsafe fn note_trip(&mut self, class: usize) {
         self.active |= 1 << class;
-        self.count_trip();
+        // SAFETY: this thread's own cache (caller's contract).
+        unsafe { self.count_trip() };
     }
 
     /// Counts a trip below the cache; every `SWEEP_TRIPS` trips, sweeps.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[inline]
     unsafe fn count_trip(&mut self) {
         self.trips += 1;
         if self.trips >= SWEEP_TRIPS {
-            self.sweep();
+            // SAFETY: this thread's own cache (caller's contract).
+            unsafe { self.sweep() };
         }
     }
 
@@ -792,6 +828,9 @@ impl MCache {
     /// large spans when none was taken or kept. A thread that moved on from a size leaves
     /// its objects there otherwise, keeping their spans from going back to the heap for
     /// reuse.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[cold]
     #[inline(never)]
     unsafe fn sweep(&mut self) {
@@ -805,7 +844,8 @@ impl MCache {
                 continue;
             }
             let n = self.lists[class].len().div_ceil(2);
-            self.release(class, n);
+            // SAFETY: this thread's own cache; n is at most the list's length.
+            unsafe { self.release(class, n) };
             self.counts[class].seen = self.lists[class].head;
             let batch = CLASS_BATCH[class] as u32;
             let l = &mut self.lists[class];
@@ -846,6 +886,9 @@ impl MCache {
 
     /// Called when a push made `len > max_len`; `call` is the entry point that pushed the
     /// list's head.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache, and `call` pushed the head of list `class`.
     #[cold]
     #[inline(never)]
     unsafe fn overflow(&mut self, class: usize, call: &'static str) {
@@ -853,7 +896,9 @@ impl MCache {
         let batch = CLASS_BATCH[class] as u32;
         let size = CLASS_SIZE[class] as usize;
         let n = self.lists[class].len().min(batch);
-        self.release_freed_by(class, n, Some(call));
+        // SAFETY: this thread's own cache; n is at most the list's length; `call` pushed
+        // the list's head just now.
+        unsafe { self.release_freed_by(class, n, Some(call)) };
         let l = &mut self.lists[class];
         if crate::checked::enabled() {
             // The limit stays 0.
@@ -869,21 +914,30 @@ impl MCache {
                 self.budget_used -= batch as usize * size;
                 self.overages[class] = 0;
                 let excess = l.len().saturating_sub(l.max_len);
-                self.release(class, excess);
+                // SAFETY: this thread's own cache; excess is at most the list's length.
+                unsafe { self.release(class, excess) };
             }
         }
-        self.note_trip(class);
+        // SAFETY: this thread's own cache.
+        unsafe { self.note_trip(class) };
         // Spans may have gone back to mheap; the cache is consistent again.
         crate::scavenger::poll();
     }
 
     /// Moves the first `n` objects of list `class` to mcentral.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache and `n` is at most the list's length.
     unsafe fn release(&mut self, class: usize, n: u32) {
-        self.release_freed_by(class, n, None)
+        // SAFETY: forwarded contract.
+        unsafe { self.release_freed_by(class, n, None) }
     }
 
     /// `release`, where `head_freed_by` names the entry point that freed the list's head,
     /// when it is the call running now (see `MCentral::flush`).
+    ///
+    /// # Safety
+    /// As `release`.
     unsafe fn release_freed_by(
         &mut self,
         class: usize,
@@ -897,13 +951,17 @@ impl MCache {
         debug_assert!(n <= l.len());
         let first = l.head;
         let mut last = first;
-        for _ in 1..n {
-            last = (*last).next;
+        // SAFETY: the list holds len >= n free objects of this class, this thread's own:
+        // its first n are cut off as a null-terminated chain that mcentral takes back.
+        unsafe {
+            for _ in 1..n {
+                last = (*last).next;
+            }
+            l.head = (*last).next;
+            l.set_len(l.len() - n);
+            (*last).next = ptr::null_mut();
+            CENTRAL[class].flush(class, first, n, head_freed_by);
         }
-        l.head = (*last).next;
-        l.set_len(l.len() - n);
-        (*last).next = ptr::null_mut();
-        CENTRAL[class].flush(class, first, n, head_freed_by);
     }
 
     /// Raises this thread's byte limit by a step, if it and all threads together stay
@@ -922,6 +980,9 @@ impl MCache {
     }
 
     /// Halves every list's limit (and contents) to make room under the byte bound.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[cold]
     unsafe fn shrink_all(&mut self) {
         for (class, &size) in CLASS_SIZE.iter().enumerate().skip(1) {
@@ -935,16 +996,21 @@ impl MCache {
             l.max_len = new;
             if l.len() > new {
                 let n = l.len() - new;
-                self.release(class, n);
+                // SAFETY: this thread's own cache; n is less than the list's length.
+                unsafe { self.release(class, n) };
             }
         }
     }
 
     /// Returns every cached object to mcentral and forgets the limits.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache (or one whose thread is exiting, from its destructor).
     pub unsafe fn flush_all(&mut self) {
         for class in 1..NUM_CLASSES {
             let n = self.lists[class].len();
-            self.release(class, n);
+            // SAFETY: this thread's own cache (caller's contract); the whole list.
+            unsafe { self.release(class, n) };
             self.lists[class].max_len = 0;
             self.overages[class] = 0;
         }
