@@ -115,7 +115,7 @@ impl SystemAlloc {
         // SAFETY: a plain allocation, freed right after with the same layout.
         let p = unsafe { System.alloc(layout) };
         assert!(!p.is_null());
-        let is_goalloc = goalloc::pagemap::page_class(p as usize) != 0;
+        let is_goalloc = goalloc::testing::pagemap::page_class(p as usize) != 0;
         // SAFETY: p came from System.alloc with this layout.
         unsafe { System.dealloc(p, layout) };
         if is_goalloc {

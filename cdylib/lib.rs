@@ -16,5 +16,5 @@ extern crate allocator;
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    allocator::os::fatal_panic(info)
+    allocator::fatal_panic(info)
 }

@@ -20,6 +20,9 @@
 //! The default paths pay nothing for checked mode: it only changes the limits that send
 //! every operation to the slow paths.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use crate::options;
 use crate::os;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -84,7 +87,8 @@ pub fn invalid_call(call: &str, what: &str, p: usize) {
 /// `p` holds `size` writable bytes.
 #[inline]
 pub unsafe fn fill(p: *mut u8, size: usize) {
-    p.write_bytes(FREE_FILL, size);
+    // SAFETY: p holds size writable bytes (caller's contract).
+    unsafe { p.write_bytes(FREE_FILL, size) };
 }
 
 /// Whether a free object still holds the fill.
@@ -92,5 +96,6 @@ pub unsafe fn fill(p: *mut u8, size: usize) {
 /// # Safety
 /// `p` holds `size` readable bytes.
 pub unsafe fn fill_intact(p: *const u8, size: usize) -> bool {
-    (0..size).all(|i| *p.add(i) == FREE_FILL)
+    // SAFETY: p holds size readable bytes (caller's contract), and i < size.
+    (0..size).all(|i| unsafe { *p.add(i) } == FREE_FILL)
 }

@@ -15,6 +15,9 @@
 //! layout of at most 8 bytes and alignment gets the 8-byte class, which C's `malloc`
 //! never uses (its pointers are all 16-byte aligned): Rust states the alignment it needs.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use crate::mcache;
 use crate::sizeclass::{size_to_class_8, MAX_SMALL_SIZE};
 use core::alloc::{GlobalAlloc, Layout};
@@ -45,7 +48,7 @@ unsafe impl GlobalAlloc for GoAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let size = class_size(layout);
         if by_class(layout) && size <= MAX_SMALL_SIZE {
-            mcache::alloc(size_to_class_8(size), layout.size())
+            crate::alloc_small(size_to_class_8(size), layout.size())
         } else if by_class(layout) {
             // SAFETY: plain allocation (a large one).
             unsafe { crate::malloc(size) }

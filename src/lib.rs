@@ -32,15 +32,19 @@
 //!                              mcentral (per class: spans, ready batches; one lock)
 //!                                  │ needs a span / span fully free
 //!                                  ▼
-//!  n > 32 KiB ───────────────► mheap (8 KiB pages, spans, arenas, page map; one lock)
+//!  n > 32 KiB ──► large ─────► mheap (8 KiB pages, spans, arenas, page map; one lock)
 //!                                  │ idle free spans
 //!                                  ▼
 //!                              scavenger thread ──► os (reserve, map, release, free)
 //! ```
 //!
-//! Calls go downward only: `lib`/`global_alloc` → `mcache` → `mcentral` → `mheap` → `os`,
-//! and `lib`/`mcache` → `scavenger` → `mheap`, `os`: mheap wakes a waiting scavenger
-//! through a futex word, without calling it.
+//! Calls go downward: `lib`/`global_alloc` → `large` → `mcache` → `mcentral` → `mheap` →
+//! `os`, and `lib`/`mcache` → `scavenger` → `mheap`, `os`. `large` also calls `mheap`
+//! directly, and holds the types of the two caches of freed Large spans: a thread's
+//! (`LargeCache`, in its mcache) and mheap's (`SpanCache`); their methods call nothing above
+//! their holder. mheap wakes a waiting scavenger through a futex word, without calling it.
+//! `lib` initialises the process (`init`) on the slow paths of the first allocation, so
+//! that nothing below calls back up for it.
 //! The page map (`pagemap`) answers, for any address, whether it is ours and which span and
 //! size class it belongs to.
 //!
@@ -60,7 +64,7 @@
 //!    object by object to its spans, where a bit per object marks it returned: cutting a
 //!    chain out of a span later reads the bitmap, not the objects). A span whose objects
 //!    are all back returns to mheap.
-//! 4. **Large** (> 32 KiB): a span of whole pages. A thread keeps its last 32 freed spans
+//! 4. **Large** (> 32 KiB, `large`): a span of whole pages. A thread keeps its last 32 freed spans
 //!    of at most 16 pages (2 MiB in all) and reuses one of the same length without any
 //!    lock; mheap keeps 32 freed spans of up to 1 MiB whole, reused for the same length
 //!    without a split or a merge. Otherwise the span is found on mheap's free lists by
@@ -78,11 +82,10 @@
 //!
 //! # What makes the fast path fast
 //!
-//! A small `malloc` plus `free` is about 60 instructions (`scripts/bench.sh --callgrind`,
-//! the same for fixed sizes, cycling sizes and a ring of 1000 live objects): 18 in
-//! `malloc` and 39 in `free`, `ret` included (their code, as `objdump -d` shows it), the
-//! rest the calls through the PLT. Neither has a stack frame, a call or an atomic
-//! operation when the thread's list can serve it:
+//! When the thread's list can serve it, neither `malloc` nor `free` has a stack frame, a
+//! call or an atomic operation, and no entry point jumps through another
+//! (`scripts/bench.sh --callgrind` counts the instructions of a pair; the figures live in
+//! the commit history and `benches/results/`, where they can age):
 //!
 //! - **Initial-exec TLS.** The thread's cache is one load relative to the thread pointer
 //!   (`%fs`; `tpidr_el0` on aarch64) through a GOT slot (a `global_asm!` TLS symbol), not
@@ -101,8 +104,8 @@
 //! - **The bad-pointer check is one multiply and one compare**: the offset in the span
 //!   times a per-class magic number, compared with a per-class bound, tells whether it is
 //!   the start of one of the span's objects (see `sizeclass::is_object_offset`). This and
-//!   the repeated-free compare are the price of reporting bad frees, about 12
-//!   instructions, which allocators that do not check skip.
+//!   the repeated-free compare are the price of reporting bad frees, a few instructions
+//!   that allocators that do not check skip.
 //! - **Slow paths out of line.** Refill, overflow, large objects, errors and `errno` are
 //!   `#[cold]` functions reached by a tail jump; the exported `malloc`, `free` and
 //!   `operator delete` each inline the fast path, so no entry point jumps through another.
@@ -180,27 +183,86 @@ macro_rules! invariant_eq {
     };
 }
 
-pub mod checked;
+mod checked;
 pub mod ffi;
-pub mod fixalloc;
+mod fixalloc;
 mod fork;
 mod global_alloc;
-pub mod mcache;
-pub mod mcentral;
-pub mod mheap;
+mod large;
+mod mcache;
+mod mcentral;
+mod mheap;
 pub mod options;
-pub mod os;
-pub mod pagemap;
+mod os;
+mod pagemap;
 pub mod profile;
 mod report;
-pub mod scavenger;
-pub mod sizeclass;
-pub mod span;
+mod scavenger;
+mod sizeclass;
+mod span;
 pub mod stats;
-pub mod sync;
+mod sync;
 mod unwind;
 
+/// The internals that the integration tests, benchmarks and fuzz targets of this
+/// repository check against (the page map's answer, the caches' counts, the locks
+/// `fork` takes). Not part of the API: it may change in any release. The modules
+/// themselves are the crate's own:
+///
+/// ```compile_fail
+/// let _ = goalloc::mcache::totals();
+/// ```
+///
+/// ```
+/// let _ = goalloc::testing::mcache::totals();
+/// ```
+#[doc(hidden)]
+pub mod testing {
+    /// Whether the allocator runs in checked mode (`GOALLOC_CHECK`).
+    pub mod checked {
+        pub use crate::checked::enabled;
+    }
+    /// Thread caches: their counts and their registry's lock.
+    pub mod mcache {
+        pub use crate::mcache::{
+            exited, meta_bytes, totals, validate_current, CacheTotals, CACHES,
+        };
+    }
+    /// The per-class central lists.
+    pub mod mcentral {
+        pub use crate::mcentral::CENTRAL;
+    }
+    /// The page heap.
+    pub mod mheap {
+        pub use crate::mheap::HEAP;
+    }
+    /// The page map's answers for an address.
+    pub mod pagemap {
+        pub use crate::pagemap::page_class;
+
+        /// Whether the page map names a span for `addr` (a large object's pages do).
+        pub fn has_span(addr: usize) -> bool {
+            !crate::pagemap::span_of(addr).is_null()
+        }
+    }
+    /// Size classes.
+    pub mod sizeclass {
+        pub use crate::sizeclass::{
+            size_to_class, CLASS_16, CLASS_8, CLASS_NPAGES, CLASS_SIZE, MAX_SMALL_SIZE, PAGE_SIZE,
+        };
+    }
+    /// The allocator's lock type.
+    pub mod sync {
+        pub use crate::sync::Mutex;
+    }
+}
+
 pub use global_alloc::GoAlloc;
+
+/// The body of the panic handler of a `no_std` library that links goalloc (the C library,
+/// `cdylib/`): reports the panic with one line on stderr and aborts, without allocating.
+#[doc(hidden)]
+pub use os::fatal_panic;
 
 /// goalloc's version, `MAJOR.MINOR.PATCH` from `Cargo.toml` (`goalloc_version()` in C).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -210,7 +272,6 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use mcentral::CENTRAL;
 use mheap::HEAP;
 use sizeclass::{size_to_class, CLASS_ALIGN, CLASS_SIZE, MAX_SMALL_SIZE, NUM_CLASSES, PAGE_SIZE};
-use span::SpanState;
 
 const UNINIT: u8 = 0;
 const INITIALIZING: u8 = 1;
@@ -260,47 +321,42 @@ fn init_slow() -> bool {
 #[inline]
 pub unsafe fn malloc(size: usize) -> *mut u8 {
     if size <= MAX_SMALL_SIZE {
-        mcache::alloc(size_to_class(size), size)
+        alloc_small(size_to_class(size), size)
     } else {
         alloc_large(size, false)
     }
 }
 
+/// An object of class `class` for a request of `size` bytes, popped from this thread's
+/// list, or from the slow path; null when out of memory.
+#[inline(always)]
+pub(crate) fn alloc_small(class: usize, size: usize) -> *mut u8 {
+    let o = mcache::pop(class);
+    if !o.is_null() {
+        return o;
+    }
+    alloc_small_slow(class, size)
+}
+
+/// `alloc_small` when the list could not serve: the first allocation of a process (or a
+/// thread) comes here, so the process is initialised here, before mcache's slow path.
+#[cold]
+#[inline(never)]
+fn alloc_small_slow(class: usize, size: usize) -> *mut u8 {
+    if !init() {
+        return ptr::null_mut();
+    }
+    mcache::alloc_slow(class, size)
+}
+
+/// A large object (see `large`), once the process is initialised.
 #[cold]
 #[inline(never)]
 fn alloc_large(size: usize, zero: bool) -> *mut u8 {
-    if size > isize::MAX as usize || !init() {
+    if !init() {
         return ptr::null_mut();
     }
-    let npages = size.div_ceil(PAGE_SIZE);
-    let mut s = ptr::null_mut();
-    if npages <= mcache::LARGE_CACHE_MAX_PAGES {
-        s = mcache::take_large(npages);
-    }
-    if s.is_null() {
-        s = HEAP.alloc_span(npages, 0);
-        mcache::note_large_trip();
-        scavenger::poll();
-        if s.is_null() {
-            s = alloc_span_reclaimed(size, PAGE_SIZE);
-            if s.is_null() {
-                return ptr::null_mut();
-            }
-        }
-    }
-    if profile::enabled() {
-        // SAFETY: s is the new span of this allocation.
-        unsafe { mcache::sample_large(s, size) };
-    }
-    // SAFETY: s is a Large span now owned by this allocation.
-    unsafe {
-        let p = (*s).start as *mut u8;
-        if zero && (*s).needzero {
-            p.write_bytes(0, size);
-        }
-        (*s).needzero = true;
-        p
-    }
+    large::alloc(size, zero)
 }
 
 /// Frees an object from `malloc`, `calloc`, `realloc` or `aligned_alloc`. Null is ignored.
@@ -361,18 +417,8 @@ unsafe fn free_slow(p: *mut u8, info: usize, call: &'static str) {
     if info != 0 {
         report(call, "invalid pointer (not the start of an object)", p);
     } else if !p.is_null() {
-        // SAFETY: forwarded contract.
-        let s = unsafe { large_span_of(p, call) };
-        if !s.is_null() && unsafe { (*s).sample } != 0 {
-            // SAFETY: s is the Large span of the program's object p, freed now.
-            unsafe { profile::on_free(s) };
-        }
-        // SAFETY: s is the Large span of the program's object p.
-        if !s.is_null() && !unsafe { mcache::put_large(s) } {
-            // SAFETY: as above.
-            unsafe { HEAP.free_span(s) };
-            scavenger::poll();
-        }
+        // SAFETY: forwarded contract; the page map knows no small object at p.
+        unsafe { large::free(p, call) };
     }
 }
 
@@ -391,7 +437,7 @@ pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
         return ptr::null_mut();
     };
     if total <= MAX_SMALL_SIZE {
-        let p = mcache::alloc(size_to_class(total), total);
+        let p = alloc_small(size_to_class(total), total);
         if !p.is_null() {
             // SAFETY: p has at least `total` bytes.
             unsafe { p.write_bytes(0, total) };
@@ -400,26 +446,6 @@ pub unsafe fn calloc(n: usize, size: usize) -> *mut u8 {
     } else {
         alloc_large(total, true)
     }
-}
-
-/// The Large span that `p` starts; otherwise `p` is reported as a bad pointer passed to
-/// `call` (e.g. `"free()"`) and the result is null.
-unsafe fn large_span_of(p: *mut u8, call: &str) -> *mut span::MSpan {
-    let s = pagemap::span_of(p as usize);
-    let what = if s.is_null() {
-        "invalid pointer (not allocated by goalloc)"
-    } else {
-        // SAFETY: span records live forever; the state of a span the program owns is stable.
-        match unsafe { (*s).state } {
-            SpanState::Large if unsafe { (*s).start } == p as usize => return s,
-            SpanState::Free | SpanState::Releasing | SpanState::Cached => {
-                "double free or invalid pointer"
-            }
-            _ => "invalid pointer (not the start of an object)",
-        }
-    };
-    report(call, what, p);
-    ptr::null_mut()
 }
 
 /// The class of a small object at `p`, 0 for a large one, or None after reporting a
@@ -454,16 +480,8 @@ pub unsafe fn usable_size_as(p: *const u8, call: &'static str) -> usize {
     }
     match small_class_of(p, call) {
         None => 0,
-        Some(0) => {
-            // SAFETY: forwarded contract.
-            let s = unsafe { large_span_of(p as *mut u8, call) };
-            if s.is_null() {
-                0
-            } else {
-                // SAFETY: s is the live Large span of p.
-                unsafe { (*s).bytes() }
-            }
-        }
+        // SAFETY: forwarded contract; the page map knows no small object at p.
+        Some(0) => unsafe { large::usable_size(p as *mut u8, call) },
         Some(class) => CLASS_SIZE[class] as usize,
     }
 }
@@ -502,22 +520,12 @@ pub unsafe fn realloc_as(p: *mut u8, size: usize, call: &'static str) -> *mut u8
         }
         CLASS_SIZE[class] as usize
     } else {
-        // SAFETY: forwarded contract.
-        let s = unsafe { large_span_of(p, call) };
-        if s.is_null() {
-            return ptr::null_mut();
+        // SAFETY: forwarded contract; the page map knows no small object at p.
+        match unsafe { large::resize(p, size, call) } {
+            large::Resize::InPlace => return p,
+            large::Resize::Move(old_size) => old_size,
+            large::Resize::Bad => return ptr::null_mut(),
         }
-        if size > MAX_SMALL_SIZE {
-            if size > isize::MAX as usize {
-                return ptr::null_mut();
-            }
-            // SAFETY: s is the Large span of the live object p.
-            if unsafe { HEAP.resize_large(s, size.div_ceil(PAGE_SIZE)) } {
-                return p;
-            }
-        }
-        // SAFETY: as above.
-        unsafe { (*s).bytes() }
     };
     // SAFETY: plain allocation.
     let q = unsafe { malloc(size) };
@@ -556,9 +564,10 @@ pub unsafe fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     match class_for(size, align) {
-        Some(class) => mcache::alloc(class, size),
+        Some(class) => alloc_small(class, size),
         None if align <= 8 => alloc_large(size, false),
-        None => alloc_large_aligned(align, size),
+        None if !init() => ptr::null_mut(),
+        None => large::alloc_aligned(align, size),
     }
 }
 
@@ -609,30 +618,6 @@ pub unsafe fn free_aligned_sized_as(p: *mut u8, align: usize, size: usize, call:
     }
 }
 
-#[cold]
-fn alloc_large_aligned(align: usize, size: usize) -> *mut u8 {
-    if size > isize::MAX as usize || align > isize::MAX as usize / 2 || !init() {
-        return ptr::null_mut();
-    }
-    let npages = size.div_ceil(PAGE_SIZE).max(1);
-    let mut s = HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE));
-    if s.is_null() {
-        s = alloc_span_reclaimed(size, align);
-        if s.is_null() {
-            return ptr::null_mut();
-        }
-    }
-    if profile::enabled() {
-        // SAFETY: s is the new span of this allocation.
-        unsafe { mcache::sample_large(s, size) };
-    }
-    // SAFETY: s is a Large span owned by this allocation.
-    unsafe {
-        (*s).needzero = true;
-        (*s).start as *mut u8
-    }
-}
-
 /// Returns every free page to the OS now (Go's `debug.FreeOSMemory`): the calling thread's
 /// cache and every ready batch go back to their spans first, so that fully free spans
 /// reach mheap. Returns the bytes released.
@@ -640,31 +625,8 @@ pub fn release_all() -> usize {
     if !init() {
         return 0;
     }
-    reclaim_caches();
+    mcache::reclaim();
     HEAP.release_all(scavenger::release_mode())
-}
-
-/// The second try at a Large span for `size` bytes aligned to `align`, after the heap
-/// found no memory: `reclaim_caches` first, so that the arenas that freed small objects
-/// kept can go back to the OS and make room (glibc consolidates its fast bins before it
-/// fails a large request). Out of line and given the size, not the page count, so that
-/// the first try keeps nothing alive across its call.
-#[cold]
-#[inline(never)]
-fn alloc_span_reclaimed(size: usize, align: usize) -> *mut span::MSpan {
-    reclaim_caches();
-    let npages = size.div_ceil(PAGE_SIZE).max(1);
-    HEAP.alloc_span_aligned(npages, align.max(PAGE_SIZE))
-}
-
-/// The calling thread's cache and every ready batch go back to their spans, so that spans
-/// wholly free reach mheap.
-#[cold]
-fn reclaim_caches() {
-    mcache::flush_current();
-    for (class, c) in CENTRAL.iter().enumerate().skip(1) {
-        c.drain_batches(class);
-    }
 }
 
 /// Checks every invariant the allocator can check from here: mheap's free lists and

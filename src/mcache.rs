@@ -22,11 +22,14 @@
 //! so that threads that start on a class together do not get neighbours in one line and
 //! slow each other down with false sharing.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use crate::fixalloc::FixAlloc;
+use crate::large::LargeCache;
 use crate::mcentral::CENTRAL;
-use crate::mheap::HEAP;
 use crate::sizeclass::{CLASS_BATCH, CLASS_SIZE, NUM_CLASSES};
-use crate::span::{FreeObject, MSpan, SpanState};
+use crate::span::{FreeObject, MSpan};
 use crate::sync::{Guarded, Mutex};
 use core::ptr;
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -39,22 +42,6 @@ pub const MAX_CACHE_BYTES: usize = 8 << 20;
 const CACHE_STEP_BYTES: usize = 1 << 20;
 /// The most all threads' limits together may stand above their base.
 const OVERALL_CACHE_BYTES: usize = 32 << 20;
-/// Freed Large spans a thread keeps for its next allocation of the same length. A thread
-/// that allocates objects of 5..8 pages at random (`random`'s largest octave) found no
-/// span of the length it wanted for one free in four with 8 slots, one in seven with 16
-/// and one in fourteen with 32, and each miss paid the heap lock twice (one to free the
-/// oldest kept span, one to allocate).
-const LARGE_SLOTS: usize = 32;
-/// The longest span a thread keeps: 16 pages (128 KiB).
-pub const LARGE_CACHE_MAX_PAGES: usize = 16;
-/// The most pages a thread keeps in all: 2 MiB (16 spans of the longest kept length, or 32
-/// of 8 pages).
-const LARGE_CACHE_TOTAL_PAGES: usize = 256;
-const _: () = assert!(
-    LARGE_CACHE_MAX_PAGES <= u8::MAX as usize,
-    "lengths kept as u8"
-);
-
 /// `next_sample` and `large_sample` of a thread that takes no samples: no thread
 /// allocates 2^63 objects or bytes, so no countdown from here reaches 0.
 const NEVER: i64 = i64::MAX;
@@ -133,24 +120,11 @@ pub struct MCache {
     budget_used: usize,
     /// This thread's bound on `budget_used`: `BASE_CACHE_BYTES` plus its claim.
     limit: usize,
-    /// Freed Large spans (state Cached), roughly oldest first: a thread that allocates and
-    /// frees objects of a few pages in a loop skips the heap lock.
-    large: [*mut MSpan; LARGE_SLOTS],
-    /// `large[i]`'s length in pages, so that looking for a length reads no span record.
-    large_pages: [u8; LARGE_SLOTS],
-    /// How many spans are kept. Atomic, as `large_total`, only for `totals`' readers.
-    large_len: AtomicUsize,
-    /// The sum of `large_pages[..large_len]`, at most `LARGE_CACHE_TOTAL_PAGES`.
-    large_total: AtomicUsize,
-    /// Large allocations served from the kept spans, and their pages: they never reach
-    /// mheap, whose counts see the rest.
-    large_hits: AtomicU64,
-    large_hit_pages: AtomicU64,
+    /// Freed Large spans this thread keeps (see `large`).
+    large: LargeCache,
     /// Classes whose list went below the cache (a refill or an overflow) since the last
     /// sweep, a bit per class.
     active: u128,
-    /// A kept large span was taken or one was kept since the last sweep.
-    large_active: bool,
     /// Trips below the cache (refills, overflows, large allocations from the heap) since
     /// the last sweep.
     trips: u32,
@@ -331,12 +305,14 @@ fn own_cache() -> *mut MCache {
     p
 }
 
+/// Makes the calling thread's cache. The process is initialised (`crate::init`): every
+/// path here comes after it, from `crate::alloc_small`'s slow path, which calls it, or
+/// from an operation on an object, which needed an allocation first. (A sized free of a
+/// pointer that is not ours, before any allocation, gets a cache that is never
+/// registered, since the thread-exit key does not exist yet.)
 #[cold]
 #[inline(never)]
 fn new_cache() -> *mut MCache {
-    if !crate::init() {
-        return ptr::null_mut();
-    }
     CACHES.lock();
     // SAFETY: CACHES is held; a fresh block of MCache's size, 64-byte aligned, is ours
     // alone until it is linked into ALL, which CACHES guards.
@@ -365,27 +341,18 @@ fn new_cache() -> *mut MCache {
     p
 }
 
-/// Pops an object of class `class` for a request of `size` bytes (which a heap-profile
-/// sample records), or null when out of memory.
-#[inline(always)]
-pub fn alloc(class: usize, size: usize) -> *mut u8 {
-    let o = pop(class);
-    if !o.is_null() {
-        return o;
-    }
-    alloc_slow(class, size)
-}
-
 /// Pops an object of class `class` from this thread's list, or null when it is empty or
-/// the class's next object is to be sampled (the fast path alone; `alloc` goes on).
+/// the class's next object is to be sampled (the fast path alone; `alloc_slow` goes on).
 #[inline(always)]
 pub fn pop(class: usize) -> *mut u8 {
     let c = cache();
-    // SAFETY: c is this thread's cache (or EMPTY, read only, whose lists are empty so
-    // that nothing below writes it); only this thread writes it, and class < NUM_CLASSES.
+    // SAFETY: c is this thread's cache, or EMPTY or EXITED, which are read-only statics:
+    // the list is reached through a raw pointer, never a `&mut`, and it is written only
+    // past the empty-list test, which their lists (all empty) never pass. Only this
+    // thread writes its own cache, and class < NUM_CLASSES.
     unsafe {
-        let l = (*c).lists.get_unchecked_mut(class);
-        let o = l.head;
+        let l = list_ptr(c, class);
+        let o = (*l).head;
         if o.is_null() {
             return ptr::null_mut();
         }
@@ -395,10 +362,21 @@ pub fn pop(class: usize) -> *mut u8 {
         if count_down(l) {
             return ptr::null_mut();
         }
-        l.head = (*o).next;
-        l.set_len(l.len() - 1);
+        (*l).head = (*o).next;
+        (*l).set_len((*l).len() - 1);
         o as *mut u8
     }
+}
+
+/// List `class` of cache `c`, as a raw pointer: `c` may be `EMPTY` or `EXITED`, into which
+/// no `&mut` may point.
+///
+/// # Safety
+/// `c` points to an `MCache` and `class < NUM_CLASSES`.
+#[inline(always)]
+unsafe fn list_ptr(c: *mut MCache, class: usize) -> *mut FreeList {
+    // SAFETY: within the cache's `lists` array (caller's contract); no reference made.
+    unsafe { ptr::addr_of_mut!((*c).lists).cast::<FreeList>().add(class) }
 }
 
 /// Takes one off the `next_sample` countdown of list `l` of this thread's own cache;
@@ -441,9 +419,12 @@ unsafe fn count_down(l: *mut FreeList) -> bool {
     }
 }
 
+/// An object of class `class` for a request of `size` bytes (which a heap-profile sample
+/// records) when `pop` gave none; null when out of memory. The process is initialised
+/// (`crate::alloc_small` makes sure).
 #[cold]
 #[inline(never)]
-fn alloc_slow(class: usize, size: usize) -> *mut u8 {
+pub(crate) fn alloc_slow(class: usize, size: usize) -> *mut u8 {
     let c = own_cache();
     if c.is_null() {
         // An exited thread: one object straight from mcentral.
@@ -481,7 +462,8 @@ fn alloc_slow(class: usize, size: usize) -> *mut u8 {
 /// `p` is an allocated object of class `class` that the program no longer uses.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, class: usize, call: &'static str) {
-    free_at(p, class << crate::pagemap::INFO_CLASS_SHIFT, call)
+    // SAFETY: forwarded contract; the slot of class `class` is its list's offset.
+    unsafe { free_at(p, class << crate::pagemap::INFO_CLASS_SHIFT, call) }
 }
 
 // `free_at` finds a list at byte offset `class × size_of::<FreeList>()`, which `lists`
@@ -495,21 +477,28 @@ const _: () = assert!(core::mem::size_of::<FreeList>() == 1 << crate::pagemap::I
 /// As `free`.
 #[inline(always)]
 pub unsafe fn free_at(p: *mut u8, slot: usize, call: &'static str) {
-    let c = cache();
-    let l = &mut *((c as *mut u8).add(slot) as *mut FreeList);
     let class = slot >> crate::pagemap::INFO_CLASS_SHIFT;
     let o = p as *mut FreeObject;
-    // A full list (always so in EMPTY) and an object freed twice in a row (the cheap case
-    // of a double free; checked mode sees all) go the slow way.
-    if l.len() < l.max_len && o != l.head {
-        (*o).next = l.head;
-        l.head = o;
-        l.set_len(l.len() + 1);
-        return;
+    // SAFETY: slot is the byte offset of list `class` (< NUM_CLASSES) in an MCache. The
+    // cache may be EMPTY or EXITED, read-only statics: the list is reached through a raw
+    // pointer, never a `&mut`, and written only when it has room, which their lists
+    // (limit 0) never have. p is the caller's object of that class, ours to link.
+    unsafe {
+        let l = cache().cast::<u8>().add(slot).cast::<FreeList>();
+        // A full list (always so in EMPTY and EXITED) and an object freed twice in a row
+        // (the cheap case of a double free; checked mode sees all) go the slow way.
+        if (*l).len() < (*l).max_len && o != (*l).head {
+            (*o).next = (*l).head;
+            (*l).head = o;
+            (*l).set_len((*l).len() + 1);
+            return;
+        }
+        free_slow(p, class, call)
     }
-    free_slow(p, class, call)
 }
 
+/// # Safety
+/// As `free`.
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8, class: usize, call: &'static str) {
@@ -517,20 +506,28 @@ unsafe fn free_slow(p: *mut u8, class: usize, call: &'static str) {
     let o = p as *mut FreeObject;
     if c.is_null() {
         // An exited thread: the object goes straight back to mcentral.
-        (*o).next = ptr::null_mut();
-        CENTRAL[class].flush(class, o, 1, Some(call));
+        // SAFETY: p is an allocated object of this class that the program gave up
+        // (caller's contract): ours to link and return.
+        unsafe {
+            (*o).next = ptr::null_mut();
+            CENTRAL[class].flush(class, o, 1, Some(call));
+        }
         return;
     }
-    let l = &mut (*c).lists[class];
-    if o == l.head {
-        crate::checked::invalid_call(call, "double free", p as usize);
-        return;
-    }
-    (*o).next = l.head;
-    l.head = o;
-    l.set_len(l.len() + 1);
-    if l.len() > l.max_len {
-        (*c).overflow(class, call);
+    // SAFETY: c is the calling thread's own cache, which only it touches (so a `&mut` to
+    // its list is sound), and p is an object of this class it may link (as above).
+    unsafe {
+        let l = &mut (*c).lists[class];
+        if o == l.head {
+            crate::checked::invalid_call(call, "double free", p as usize);
+            return;
+        }
+        (*o).next = l.head;
+        l.head = o;
+        l.set_len(l.len() + 1);
+        if l.len() > l.max_len {
+            (*c).overflow(class, call);
+        }
     }
 }
 
@@ -554,86 +551,64 @@ pub fn note_large_trip() {
 #[cold]
 pub unsafe fn sample_large(s: *mut MSpan, size: usize) {
     let c = own_cache();
-    if c.is_null() || (*c).sampling {
+    if c.is_null() {
         return;
     }
-    (*c).large_sample = (*c).large_sample.saturating_sub(size as i64);
-    if (*c).large_sample > 0 {
-        return;
-    }
-    (*c).large_sample = crate::profile::bytes_until_sample(&mut (*c).rng);
-    (*c).sampling = true;
-    crate::profile::record(s, size);
-    (*c).sampling = false;
-}
-
-/// A Large span of exactly `npages` pages that this thread freed, now in state Large
-/// again and owned by the caller; or null.
-pub fn take_large(npages: usize) -> *mut MSpan {
-    let c = cache();
-    // SAFETY: this thread's cache (EMPTY has no spans); its spans are its own.
+    // SAFETY: c is the calling thread's own cache, which only it touches; s is the new
+    // span of those bytes (caller's contract), which the profile may record.
     unsafe {
-        let n = (*c).large_len();
-        for i in (0..n).rev() {
-            if (*c).large_pages[i] as usize == npages {
-                let s = (*c).large[i];
-                // The newest takes its place: the order stays close to oldest first
-                // (which eviction relies on) without moving the rest.
-                (*c).large[i] = (*c).large[n - 1];
-                (*c).large_pages[i] = (*c).large_pages[n - 1];
-                (*c).large_len.store(n - 1, Ordering::Relaxed);
-                (*c).large_total.fetch_sub(npages, Ordering::Relaxed);
-                (*c).large_hits.fetch_add(1, Ordering::Relaxed);
-                (*c).large_hit_pages
-                    .fetch_add(npages as u64, Ordering::Relaxed);
-                (*c).large_active = true;
-                (*s).state = SpanState::Large;
-                return s;
-            }
+        if (*c).sampling {
+            return;
         }
+        (*c).large_sample = (*c).large_sample.saturating_sub(size as i64);
+        if (*c).large_sample > 0 {
+            return;
+        }
+        (*c).large_sample = crate::profile::bytes_until_sample(&mut (*c).rng);
+        (*c).sampling = true;
+        crate::profile::record(s, size);
+        (*c).sampling = false;
     }
-    ptr::null_mut()
 }
 
-/// Keeps the Large span `s`, which the program just freed, for this thread's next
-/// allocation of its length. False when it is too long to keep (the caller frees it to
-/// the heap). The oldest kept span goes to the heap when all slots are full.
-///
-/// # Safety
-/// `s` is a Large span the program freed; nothing else refers to it.
-pub unsafe fn put_large(s: *mut MSpan) -> bool {
-    if (*s).npages > LARGE_CACHE_MAX_PAGES || crate::checked::enabled() {
-        return false;
-    }
+/// The calling thread's kept Large spans, for taking one: those of `EMPTY` or `EXITED`
+/// (read-only, keeping nothing) before the thread's first slow path and after its exit.
+#[inline]
+pub(crate) fn kept_large() -> *mut LargeCache {
+    // SAFETY: the field of the thread's cache (or of a static one), addressed without a
+    // reference.
+    unsafe { ptr::addr_of_mut!((*cache()).large) }
+}
+
+/// The calling thread's kept Large spans, for keeping one: null when the thread has
+/// exited, or no cache could be made, or its cache cannot be registered (only a
+/// registered cache gives its spans back when the thread exits).
+pub(crate) fn kept_large_for_put() -> *mut LargeCache {
     let c = own_cache();
     if c.is_null() {
-        return false;
+        return ptr::null_mut();
     }
-    if !(*c).registered {
-        // Only a registered thread's cache is flushed when the thread exits.
-        (*c).register();
+    // SAFETY: the calling thread's own cache.
+    unsafe {
         if !(*c).registered {
-            return false;
+            (*c).register();
+            if !(*c).registered {
+                return ptr::null_mut();
+            }
         }
+        &mut (*c).large
     }
-    let npages = (*s).npages;
-    let mut evict = 0;
-    let mut total = (*c).large_total.load(Ordering::Relaxed) + npages;
-    while (*c).large_len() - evict == LARGE_SLOTS || total > LARGE_CACHE_TOTAL_PAGES {
-        total -= (*c).large_pages[evict] as usize;
-        evict += 1;
+}
+
+/// The calling thread's cache and every ready batch go back to their spans, so that
+/// spans wholly free reach mheap (`release_all`, and a large allocation that found no
+/// memory).
+#[cold]
+pub(crate) fn reclaim() {
+    flush_current();
+    for (class, c) in CENTRAL.iter().enumerate().skip(1) {
+        c.drain_batches(class);
     }
-    if evict > 0 {
-        (*c).release_large(evict);
-    }
-    (*s).state = SpanState::Cached;
-    let n = (*c).large_len();
-    (*c).large[n] = s;
-    (*c).large_pages[n] = npages as u8;
-    (*c).large_len.store(n + 1, Ordering::Relaxed);
-    (*c).large_total.fetch_add(npages, Ordering::Relaxed);
-    (*c).large_active = true;
-    true
 }
 
 impl MCache {
@@ -662,25 +637,13 @@ impl MCache {
             overages: [0; NUM_CLASSES],
             budget_used: 0,
             limit: BASE_CACHE_BYTES,
-            large: [ptr::null_mut(); LARGE_SLOTS],
-            large_pages: [0; LARGE_SLOTS],
-            large_len: AtomicUsize::new(0),
-            large_total: AtomicUsize::new(0),
-            large_hits: AtomicU64::new(0),
-            large_hit_pages: AtomicU64::new(0),
+            large: LargeCache::new(),
             active: 0,
-            large_active: false,
             trips: 0,
             registered: false,
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
         }
-    }
-
-    /// How many large spans are kept.
-    #[inline]
-    fn large_len(&self) -> usize {
-        self.large_len.load(Ordering::Relaxed)
     }
 
     /// Objects of class `class` this cache handed to the program (not counting those
@@ -724,6 +687,9 @@ impl MCache {
     /// the class (which draws the first interval), when the unwinder itself allocates,
     /// or when no span was to be had: the caller then hands out an object of the class
     /// the usual way, as the first of the next countdown.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[cold]
     #[inline(never)]
     unsafe fn sample_small(&mut self, class: usize, size: usize) -> *mut u8 {
@@ -760,23 +726,26 @@ impl MCache {
         for (class, exited) in EXITED_NMALLOC.iter().enumerate() {
             exited.fetch_add(self.nmalloc(class), Ordering::Relaxed);
         }
-        EXITED_LARGE_HITS.fetch_add(self.large_hits.load(Ordering::Relaxed), Ordering::Relaxed);
+        EXITED_LARGE_HITS.fetch_add(self.large.hits.load(Ordering::Relaxed), Ordering::Relaxed);
         EXITED_LARGE_HIT_PAGES.fetch_add(
-            self.large_hit_pages.load(Ordering::Relaxed),
+            self.large.hit_pages.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
     }
 
+    /// Has the thread-exit destructor flush this cache; nothing when the key does not
+    /// exist (see `new_cache`).
     #[cold]
     fn register(&mut self) {
-        if !crate::init() {
+        let key = CACHE_KEY.load(Ordering::Acquire);
+        if key == u32::MAX {
             return;
         }
         // Set first: pthread_setspecific may itself call malloc (keys past the first block).
         self.registered = true;
         let me: *mut MCache = self;
         // SAFETY: the key was created by init; the value is this thread's cache.
-        unsafe { libc::pthread_setspecific(CACHE_KEY.load(Ordering::Acquire), me as *const _) };
+        unsafe { libc::pthread_setspecific(key, me as *const _) };
     }
 
     /// Registers the thread if needed and gives list `class` a limit of at least 1.
@@ -794,6 +763,8 @@ impl MCache {
         }
     }
 
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[cold]
     #[inline(never)]
     unsafe fn refill(&mut self, class: usize) -> *mut u8 {
@@ -817,42 +788,38 @@ impl MCache {
             return ptr::null_mut();
         }
         // The list is empty: the chain minus its first object becomes the list.
-        l.head = (*head).next;
+        // SAFETY: mcentral handed over a null-terminated chain of n free objects.
+        l.head = unsafe { (*head).next };
         l.set_len(n - 1);
         self.count_malloc(class);
         self.grow_max_len(class);
-        self.note_trip(class);
+        // SAFETY: this thread's own cache (caller's contract).
+        unsafe { self.note_trip(class) };
         head as *mut u8
     }
 
     /// Counts a trip of list `class` below the cache.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[inline]
     unsafe fn note_trip(&mut self, class: usize) {
         self.active |= 1 << class;
-        self.count_trip();
+        // SAFETY: this thread's own cache (caller's contract).
+        unsafe { self.count_trip() };
     }
 
     /// Counts a trip below the cache; every `SWEEP_TRIPS` trips, sweeps.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[inline]
     unsafe fn count_trip(&mut self) {
         self.trips += 1;
         if self.trips >= SWEEP_TRIPS {
-            self.sweep();
+            // SAFETY: this thread's own cache (caller's contract).
+            unsafe { self.sweep() };
         }
-    }
-
-    /// Gives the `n` oldest kept large spans back to the heap.
-    unsafe fn release_large(&mut self, n: usize) {
-        for (&s, &pages) in self.large[..n].iter().zip(&self.large_pages) {
-            (*s).state = SpanState::Large;
-            self.large_total
-                .fetch_sub(pages as usize, Ordering::Relaxed);
-            HEAP.free_span(s);
-        }
-        let len = self.large_len();
-        self.large.copy_within(n..len, 0);
-        self.large_pages.copy_within(n..len, 0);
-        self.large_len.store(len - n, Ordering::Relaxed);
     }
 
     /// Gives back what sat unused since the last sweep (as tcmalloc's thread-cache
@@ -861,6 +828,9 @@ impl MCache {
     /// large spans when none was taken or kept. A thread that moved on from a size leaves
     /// its objects there otherwise, keeping their spans from going back to the heap for
     /// reuse.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[cold]
     #[inline(never)]
     unsafe fn sweep(&mut self) {
@@ -874,7 +844,8 @@ impl MCache {
                 continue;
             }
             let n = self.lists[class].len().div_ceil(2);
-            self.release(class, n);
+            // SAFETY: this thread's own cache; n is at most the list's length.
+            unsafe { self.release(class, n) };
             self.counts[class].seen = self.lists[class].head;
             let batch = CLASS_BATCH[class] as u32;
             let l = &mut self.lists[class];
@@ -884,10 +855,7 @@ impl MCache {
                 l.max_len = new;
             }
         }
-        if !self.large_active {
-            self.release_large(self.large_len().div_ceil(2));
-        }
-        self.large_active = false;
+        self.large.sweep();
     }
 
     fn grow_max_len(&mut self, class: usize) {
@@ -918,6 +886,9 @@ impl MCache {
 
     /// Called when a push made `len > max_len`; `call` is the entry point that pushed the
     /// list's head.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache, and `call` pushed the head of list `class`.
     #[cold]
     #[inline(never)]
     unsafe fn overflow(&mut self, class: usize, call: &'static str) {
@@ -925,7 +896,9 @@ impl MCache {
         let batch = CLASS_BATCH[class] as u32;
         let size = CLASS_SIZE[class] as usize;
         let n = self.lists[class].len().min(batch);
-        self.release_freed_by(class, n, Some(call));
+        // SAFETY: this thread's own cache; n is at most the list's length; `call` pushed
+        // the list's head just now.
+        unsafe { self.release_freed_by(class, n, Some(call)) };
         let l = &mut self.lists[class];
         if crate::checked::enabled() {
             // The limit stays 0.
@@ -941,21 +914,30 @@ impl MCache {
                 self.budget_used -= batch as usize * size;
                 self.overages[class] = 0;
                 let excess = l.len().saturating_sub(l.max_len);
-                self.release(class, excess);
+                // SAFETY: this thread's own cache; excess is at most the list's length.
+                unsafe { self.release(class, excess) };
             }
         }
-        self.note_trip(class);
+        // SAFETY: this thread's own cache.
+        unsafe { self.note_trip(class) };
         // Spans may have gone back to mheap; the cache is consistent again.
         crate::scavenger::poll();
     }
 
     /// Moves the first `n` objects of list `class` to mcentral.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache and `n` is at most the list's length.
     unsafe fn release(&mut self, class: usize, n: u32) {
-        self.release_freed_by(class, n, None)
+        // SAFETY: forwarded contract.
+        unsafe { self.release_freed_by(class, n, None) }
     }
 
     /// `release`, where `head_freed_by` names the entry point that freed the list's head,
     /// when it is the call running now (see `MCentral::flush`).
+    ///
+    /// # Safety
+    /// As `release`.
     unsafe fn release_freed_by(
         &mut self,
         class: usize,
@@ -969,13 +951,17 @@ impl MCache {
         debug_assert!(n <= l.len());
         let first = l.head;
         let mut last = first;
-        for _ in 1..n {
-            last = (*last).next;
+        // SAFETY: the list holds len >= n free objects of this class, this thread's own:
+        // its first n are cut off as a null-terminated chain that mcentral takes back.
+        unsafe {
+            for _ in 1..n {
+                last = (*last).next;
+            }
+            l.head = (*last).next;
+            l.set_len(l.len() - n);
+            (*last).next = ptr::null_mut();
+            CENTRAL[class].flush(class, first, n, head_freed_by);
         }
-        l.head = (*last).next;
-        l.set_len(l.len() - n);
-        (*last).next = ptr::null_mut();
-        CENTRAL[class].flush(class, first, n, head_freed_by);
     }
 
     /// Raises this thread's byte limit by a step, if it and all threads together stay
@@ -994,6 +980,9 @@ impl MCache {
     }
 
     /// Halves every list's limit (and contents) to make room under the byte bound.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache.
     #[cold]
     unsafe fn shrink_all(&mut self) {
         for (class, &size) in CLASS_SIZE.iter().enumerate().skip(1) {
@@ -1007,21 +996,25 @@ impl MCache {
             l.max_len = new;
             if l.len() > new {
                 let n = l.len() - new;
-                self.release(class, n);
+                // SAFETY: this thread's own cache; n is less than the list's length.
+                unsafe { self.release(class, n) };
             }
         }
     }
 
     /// Returns every cached object to mcentral and forgets the limits.
+    ///
+    /// # Safety
+    /// This is the calling thread's own cache (or one whose thread is exiting, from its destructor).
     pub unsafe fn flush_all(&mut self) {
         for class in 1..NUM_CLASSES {
             let n = self.lists[class].len();
-            self.release(class, n);
+            // SAFETY: this thread's own cache (caller's contract); the whole list.
+            unsafe { self.release(class, n) };
             self.lists[class].max_len = 0;
             self.overages[class] = 0;
         }
-        self.release_large(self.large_len());
-        self.large_active = false;
+        self.large.release_all();
         self.active = 0;
         for counts in &mut self.counts {
             counts.seen = ptr::null_mut();
@@ -1054,23 +1047,7 @@ impl MCache {
             assert!(l.len() <= l.max_len, "class {class}: list within its limit");
             budget += l.max_len as usize * CLASS_SIZE[class] as usize;
         }
-        for (&s, &pages) in self.large[..self.large_len()].iter().zip(&self.large_pages) {
-            // SAFETY: spans this thread keeps are its own.
-            let (state, npages) = unsafe { ((*s).state, (*s).npages) };
-            assert_eq!(state, SpanState::Cached);
-            assert!(npages <= LARGE_CACHE_MAX_PAGES);
-            assert_eq!(npages, pages as usize, "kept length");
-        }
-        let total: usize = self.large_pages[..self.large_len()]
-            .iter()
-            .map(|&p| p as usize)
-            .sum();
-        assert_eq!(
-            total,
-            self.large_total.load(Ordering::Relaxed),
-            "kept pages"
-        );
-        assert!(total <= LARGE_CACHE_TOTAL_PAGES);
+        self.large.validate();
         assert_eq!(budget, self.budget_used);
         assert!(budget <= self.limit && self.limit <= MAX_CACHE_BYTES);
         assert!(self.limit - BASE_CACHE_BYTES <= CLAIMED.load(Ordering::Relaxed));
@@ -1149,10 +1126,10 @@ pub fn totals() -> CacheTotals {
                 t.nmalloc[class] += (*c).nmalloc(class);
                 t.cached[class] += (*c).lists[class].len() as u64;
             }
-            t.large_hits += (*c).large_hits.load(Ordering::Relaxed);
-            t.large_hit_pages += (*c).large_hit_pages.load(Ordering::Relaxed);
-            t.large_kept += (*c).large_len() as u64;
-            t.large_kept_pages += (*c).large_total.load(Ordering::Relaxed) as u64;
+            t.large_hits += (*c).large.hits.load(Ordering::Relaxed);
+            t.large_hit_pages += (*c).large.hit_pages.load(Ordering::Relaxed);
+            t.large_kept += (*c).large.len() as u64;
+            t.large_kept_pages += (*c).large.total_pages() as u64;
             c = (*c).next;
         }
     }
@@ -1186,4 +1163,98 @@ pub fn exited() -> bool {
 pub fn validate_current() {
     // SAFETY: the calling thread's own cache, read only.
     unsafe { (*cache()).validate() };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every list of `c` empty with limit 0 and nothing kept: what `EMPTY` and `EXITED`
+    /// hold, and must still hold after any operation.
+    fn untouched(c: &MCache) -> bool {
+        c.lists
+            .iter()
+            .all(|l| l.head.is_null() && l.len() == 0 && l.max_len == 0)
+            && c.large.len() == 0
+            && c.large.total_pages() == 0
+    }
+
+    /// Runs `f` on a new thread made with `pthread_create`, which (unlike
+    /// `std::thread::spawn`, whose new thread allocates before it runs the closure) runs
+    /// `f` with the thread's slot still at `EMPTY`; returns `f`'s result.
+    fn on_raw_thread(f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void) -> usize {
+        let mut t: libc::pthread_t = 0;
+        let mut out: *mut libc::c_void = ptr::null_mut();
+        // SAFETY: f is a valid thread function; t and out are valid out-parameters.
+        unsafe {
+            assert_eq!(
+                libc::pthread_create(&mut t, ptr::null(), f, ptr::null_mut()),
+                0
+            );
+            assert_eq!(libc::pthread_join(t, &mut out), 0);
+        }
+        out as usize
+    }
+
+    static FROM_MAIN: core::sync::atomic::AtomicPtr<u8> =
+        core::sync::atomic::AtomicPtr::new(ptr::null_mut());
+    const SMALL: usize = 100;
+
+    /// The first operations of a new thread, on `EMPTY`: a free, then a pop. Returns a
+    /// bit per check that failed (no panic may leave an `extern "C"` function).
+    extern "C" fn first_ops_on_empty(_: *mut libc::c_void) -> *mut libc::c_void {
+        let mut failed = 0;
+        if !ptr::eq(cache(), &EMPTY.0) {
+            failed |= 1;
+        }
+        // SAFETY: the first free of this thread meets EMPTY's full list; the object is
+        // the main thread's, freed once.
+        unsafe { crate::free(FROM_MAIN.load(Ordering::Relaxed)) };
+        if ptr::eq(cache(), &EMPTY.0) {
+            failed |= 2; // the slow path installs the thread's cache
+        }
+        failed as *mut libc::c_void
+    }
+
+    /// A pop on `EMPTY`, then small and large allocations and frees on `EXITED`.
+    extern "C" fn ops_on_empty_and_exited(_: *mut libc::c_void) -> *mut libc::c_void {
+        let mut failed = 0;
+        if !pop(crate::sizeclass::size_to_class(SMALL)).is_null() || !ptr::eq(cache(), &EMPTY.0) {
+            failed |= 1;
+        }
+        // As if the thread's cache had gone back at its exit.
+        set_slot(&EXITED.0);
+        // SAFETY: objects of this allocator, each freed once.
+        unsafe {
+            for size in [SMALL, 16, 100_000, 1 << 20] {
+                let p = crate::malloc(size);
+                if p.is_null() {
+                    failed |= 2;
+                    continue;
+                }
+                p.write_bytes(7, size);
+                crate::free(p);
+            }
+            let p = crate::malloc(SMALL);
+            crate::free_sized(p, SMALL);
+        }
+        if !exited() {
+            failed |= 4; // an exited thread stays so
+        }
+        failed as *mut libc::c_void
+    }
+
+    /// The fast paths run on the read-only `EMPTY` (a new thread) and `EXITED` (a thread
+    /// whose cache went back) caches, small and large, and leave them as they were. Under
+    /// Miri this is also the check that no `&mut` points into them.
+    #[test]
+    fn empty_and_exited_caches_are_only_read() {
+        assert!(crate::init());
+        // SAFETY: an object of this allocator, freed once by the thread below.
+        FROM_MAIN.store(unsafe { crate::malloc(SMALL) }, Ordering::Relaxed);
+        assert_eq!(on_raw_thread(first_ops_on_empty), 0);
+        assert_eq!(on_raw_thread(ops_on_empty_and_exited), 0);
+        assert!(untouched(&EMPTY.0) && untouched(&EXITED.0));
+        crate::validate();
+    }
 }

@@ -6,7 +6,13 @@
 //! tcmalloc's transfer cache). Objects in batches count as allocated for their spans.
 //! When every object of a span is back in the span, the span goes back to mheap.
 //!
-//! Lock order: one mcentral lock at a time; `MHeap.lock` may be taken while holding it.
+//! Lock order: one mcentral lock at a time, and none is held while mheap's is taken: a
+//! class unlocks before it asks mheap for a span or gives spans back, so that a thread
+//! waiting for the heap (which may be mapping memory) holds up no one else's class. Only
+//! `fork` holds several: every class's lock, then mheap's (the order of `lib.rs`).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use crate::checked;
 use crate::mheap::HEAP;
@@ -23,9 +29,9 @@ use core::ptr;
 const MAX_BATCHES: usize = 32;
 /// Bytes a class may keep in ready batches (at least one batch). Every batched object
 /// keeps its span from going back to mheap, and batches outlive the threads that flushed
-/// them: at 64 KiB, short-lived threads left 2.3 MiB of spans behind over 36 classes
-/// (the `threads` workload's peak RSS: 5.3 MiB at 64 KiB, 3.8 MiB at 16 KiB, with the
-/// same time). One batch in each direction is enough for a producer and a consumer.
+/// them: a larger bound lets short-lived threads leave spans behind in every class they
+/// touched (the `threads` workload's peak RSS grows with it, its time does not). One
+/// batch in each direction is enough for a producer and a consumer.
 const BATCH_BYTES_LIMIT: usize = 16 << 10;
 
 /// One class's central store, on cache lines of its own against false sharing.
@@ -89,30 +95,35 @@ fn max_batches(class: usize) -> usize {
 /// # Safety
 /// The caller owns `s` (its mcentral lock is held, or the span is not published yet).
 unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -> u32 {
-    let mut n = 0;
-    let size = (*s).elemsize as usize;
-    let checked = checked::enabled();
-    while n < want {
-        let Some(i) = (*s).take_returned() else {
-            break;
-        };
-        let o = ((*s).start + i * size) as *mut FreeObject;
-        if checked && !checked::fill_intact(o as *const u8, size) {
-            os::fatal_ptr("write after free detected in the object at", o as usize);
+    // SAFETY: the caller owns s (contract), so its fields and bitmap are ours to
+    // change; every index taken (a returned one, or one below nelems) names an object
+    // of the span, inside its pages, free and ours to link.
+    unsafe {
+        let mut n = 0;
+        let size = (*s).elemsize as usize;
+        let checked = checked::enabled();
+        while n < want {
+            let Some(i) = (*s).take_returned() else {
+                break;
+            };
+            let o = ((*s).start + i * size) as *mut FreeObject;
+            if checked && !checked::fill_intact(o as *const u8, size) {
+                os::fatal_ptr("write after free detected in the object at", o as usize);
+            }
+            (*o).next = *head;
+            *head = o;
+            n += 1;
         }
-        (*o).next = *head;
-        *head = o;
-        n += 1;
+        while n < want && (*s).freeindex < (*s).nelems {
+            let o = ((*s).start + (*s).freeindex as usize * size) as *mut FreeObject;
+            (*o).next = *head;
+            *head = o;
+            (*s).freeindex += 1;
+            n += 1;
+        }
+        (*s).alloc_count += n;
+        n
     }
-    while n < want && (*s).freeindex < (*s).nelems {
-        let o = ((*s).start + (*s).freeindex as usize * size) as *mut FreeObject;
-        (*o).next = *head;
-        *head = o;
-        (*s).freeindex += 1;
-        n += 1;
-    }
-    (*s).alloc_count += n;
-    n
 }
 
 /// Returns object `o` to its span `s` (in checked mode, filled). False when it is not
@@ -123,16 +134,20 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
 /// The span's mcentral lock is held; `o` is an object of `s`.
 #[inline]
 unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject, freed_by: Option<&str>) -> bool {
-    let i = object_index((*s).sizeclass as usize, o as usize - (*s).start);
-    if !(*s).put_returned(i) {
-        report(freed_by, "double free", o);
-        return false;
+    // SAFETY: the span's mcentral lock is held and o is an object of s (contract): its
+    // index is within the span, and o is ours to fill once the bitmap took it back.
+    unsafe {
+        let i = object_index((*s).sizeclass as usize, o as usize - (*s).start);
+        if !(*s).put_returned(i) {
+            report(freed_by, "double free", o);
+            return false;
+        }
+        if checked::enabled() {
+            checked::fill(o as *mut u8, (*s).elemsize as usize);
+        }
+        (*s).alloc_count -= 1;
+        true
     }
-    if checked::enabled() {
-        checked::fill(o as *mut u8, (*s).elemsize as usize);
-    }
-    (*s).alloc_count -= 1;
-    true
 }
 
 /// Reports a bad object found on its way back to its span: `freed_by` names the entry
@@ -156,7 +171,9 @@ impl MCentral {
     #[inline]
     #[allow(clippy::mut_from_ref)]
     unsafe fn inner(&self) -> &mut CentralInner {
-        self.inner.get()
+        // SAFETY: self.lock is held (contract): the inner state is ours alone until it is
+        // released.
+        unsafe { self.inner.get() }
     }
 
     /// Hands out a chain of up to `want` objects (at least one, unless out of memory).
@@ -239,60 +256,71 @@ impl MCentral {
         let batch = CLASS_BATCH[class] as u32;
         let mut empty: *mut MSpan = ptr::null_mut();
         self.lock.lock();
-        let c = self.inner();
-        while n >= batch && c.nbatches < max_batches(class) {
-            // Cut one batch off the front of the chain.
-            let first = head;
-            let mut last = head;
-            for _ in 1..batch {
-                last = (*last).next;
-            }
-            head = (*last).next;
-            (*last).next = ptr::null_mut();
-            c.batches[c.nbatches] = first;
-            c.nbatches += 1;
-            c.nfree += batch as u64;
-            n -= batch;
-        }
-        while !head.is_null() {
-            let o = head;
-            head = (*o).next;
-            let freed_by = if o == first { head_freed_by } else { None };
-            let s = pagemap::span_of(o as usize);
-            if s.is_null() || (*s).sizeclass as usize != class {
-                // Only a sized free with the wrong size brings an object here. A compare
-                // per object on this slow path keeps it from corrupting another class's
-                // lists (objects that travel in whole batches are not looked at).
-                report(freed_by, "the size does not match the object", o);
-                continue;
-            }
-            debug_assert!(!s.is_null() && (*s).sizeclass as usize == class);
-            if !return_to_span(s, o, freed_by) {
-                continue;
-            }
-            c.nfree += 1;
-            // Checked mode keeps empty spans: their free objects carry the fill and the
-            // bitmap that later frees and allocations are checked against.
-            if (*s).alloc_count == 0 && !checked::enabled() {
-                // Every object is back: the span returns to mheap once we unlock.
-                if core::ptr::eq((*s).list, &c.full) {
-                    c.full.remove(s);
-                } else {
-                    c.partial.remove(s);
+        // SAFETY: the class lock is held, so its state and its spans are ours; the chain
+        // holds n allocated objects of this class that nothing else refers to (contract),
+        // ours to link into batches or return to their spans, whose page map entries name
+        // them (a span of another class is reported, not touched).
+        unsafe {
+            let c = self.inner();
+            while n >= batch && c.nbatches < max_batches(class) {
+                // Cut one batch off the front of the chain.
+                let first = head;
+                let mut last = head;
+                for _ in 1..batch {
+                    last = (*last).next;
                 }
-                (*s).next = empty;
-                empty = s;
-            } else if core::ptr::eq((*s).list, &c.full) {
-                c.full.remove(s);
-                c.partial.push_front(s);
+                head = (*last).next;
+                (*last).next = ptr::null_mut();
+                c.batches[c.nbatches] = first;
+                c.nbatches += 1;
+                c.nfree += batch as u64;
+                n -= batch;
+            }
+            while !head.is_null() {
+                let o = head;
+                head = (*o).next;
+                let freed_by = if o == first { head_freed_by } else { None };
+                let s = pagemap::span_of(o as usize);
+                if s.is_null() || (*s).sizeclass as usize != class {
+                    // Only a sized free with the wrong size brings an object here. A compare
+                    // per object on this slow path keeps it from corrupting another class's
+                    // lists (objects that travel in whole batches are not looked at).
+                    report(freed_by, "the size does not match the object", o);
+                    continue;
+                }
+                debug_assert!(!s.is_null() && (*s).sizeclass as usize == class);
+                if !return_to_span(s, o, freed_by) {
+                    continue;
+                }
+                c.nfree += 1;
+                // Checked mode keeps empty spans: their free objects carry the fill and the
+                // bitmap that later frees and allocations are checked against.
+                if (*s).alloc_count == 0 && !checked::enabled() {
+                    // Every object is back: the span returns to mheap once we unlock.
+                    if core::ptr::eq((*s).list, &c.full) {
+                        c.full.remove(s);
+                    } else {
+                        c.partial.remove(s);
+                    }
+                    (*s).next = empty;
+                    empty = s;
+                } else if core::ptr::eq((*s).list, &c.full) {
+                    c.full.remove(s);
+                    c.partial.push_front(s);
+                }
             }
         }
         self.lock.unlock();
         while !empty.is_null() {
             let s = empty;
-            empty = (*s).next;
-            (*s).next = ptr::null_mut();
-            HEAP.free_span(s);
+            // SAFETY: the spans on `empty` left the class's lists with every object back:
+            // no one else refers to them, and mheap takes them as the in-use spans they
+            // are.
+            unsafe {
+                empty = (*s).next;
+                (*s).next = ptr::null_mut();
+                HEAP.free_span(s);
+            }
         }
     }
 
@@ -328,22 +356,30 @@ impl MCentral {
     }
 
     /// Returns a chain of objects to their spans, bypassing the transfer cache.
+    ///
+    /// # Safety
+    /// As `flush`: every object on the chain is an allocated object of this class that
+    /// nothing else refers to.
     unsafe fn return_objects(&self, class: usize, head: *mut FreeObject) {
-        // A batch-sized flush would refill the transfer cache; feed the chain in pieces
-        // smaller than a batch instead.
-        let batch = CLASS_BATCH[class] as u32;
-        let mut head = head;
-        while !head.is_null() {
-            let first = head;
-            let mut last = head;
-            let mut k = 1;
-            while k < batch - 1 && !(*last).next.is_null() {
-                last = (*last).next;
-                k += 1;
+        // SAFETY: the chain holds allocated objects of this class that nothing else refers
+        // to (contract): cutting it into pieces and flushing each keeps that true of each.
+        unsafe {
+            // A batch-sized flush would refill the transfer cache; feed the chain in pieces
+            // smaller than a batch instead.
+            let batch = CLASS_BATCH[class] as u32;
+            let mut head = head;
+            while !head.is_null() {
+                let first = head;
+                let mut last = head;
+                let mut k = 1;
+                while k < batch - 1 && !(*last).next.is_null() {
+                    last = (*last).next;
+                    k += 1;
+                }
+                head = (*last).next;
+                (*last).next = ptr::null_mut();
+                self.flush(class, first, k, None);
             }
-            head = (*last).next;
-            (*last).next = ptr::null_mut();
-            self.flush(class, first, k, None);
         }
     }
 
@@ -383,7 +419,7 @@ impl MCentral {
             for (list, want_full) in [(&c.partial, false), (&c.full, true)] {
                 let mut s = list.first;
                 while !s.is_null() {
-                    invariant_eq!((*s).state, SpanState::Small);
+                    invariant_eq!((*s).state(), SpanState::Small);
                     invariant_eq!((*s).sizeclass as usize, class);
                     (*s).validate_small();
                     invariant_eq!((*s).nfree() == 0, want_full, "span on the right list");

@@ -20,6 +20,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use crate::fixalloc::FixAlloc;
+use crate::large::SpanCache;
 use crate::os;
 use crate::pagemap::{self, HeapArena, ARENA_SIZE, HEAP_ARENA_BYTES, PAGES_PER_ARENA};
 use crate::sizeclass::{PAGE_SHIFT, PAGE_SIZE};
@@ -90,18 +91,6 @@ pub struct Scavenged {
     pub wait_ns: u64,
 }
 
-/// Slots of the span cache: 32, so that a program cycling through 32 buffers of 256 KiB
-/// (longer than a thread keeps; 8 MiB, the cache's bound in pages) gets each back whole.
-/// With 16, half of them were merged and split again on every round: 571 instructions a
-/// malloc+free (callgrind, `pairs -P batch -S 262144`), 356 with 32.
-const SPAN_CACHE_SLOTS: usize = 32;
-/// The most pages the span cache holds in all (8 MiB).
-const SPAN_CACHE_MAX_PAGES: usize = 1024;
-/// The longest span it keeps (1 MiB): for longer ones the split and the merge it saves
-/// cost little next to touching the pages, and keeping them whole would stand in the
-/// way of coalescing (and of `realloc` growing a neighbour in place).
-const SPAN_CACHE_MAX_SPAN_PAGES: usize = 128;
-
 /// Sizes of span bitmaps: 1, 2, 4, 8 and 16 words.
 const BITMAP_SIZES: usize = 5;
 const _: () = assert!(FREEBITS_MAX_WORDS == 1 << (BITMAP_SIZES - 1));
@@ -143,12 +132,9 @@ struct HeapInner {
     bitmaps: [FixAlloc; BITMAP_SIZES],
     /// Spans in state Releasing.
     releasing: MSpanList,
-    /// Freed Large spans kept whole (state Cached), oldest first: a program that frees
-    /// and allocates the same length in a loop gets the same span back without a split
-    /// and a merge. Pages: `cache_pages`, counted in `pages_free`.
-    cache: [*mut MSpan; SPAN_CACHE_SLOTS],
-    cache_len: usize,
-    cache_pages: usize,
+    /// Freed Large spans kept whole (see `large::SpanCache`); their pages count in
+    /// `pages_free`.
+    cache: SpanCache,
     /// The part of the current reservation not mapped yet: `[cur, cur_end)`.
     cur: usize,
     cur_end: usize,
@@ -170,9 +156,7 @@ pub static HEAP: MHeap = MHeap {
         nonempty: 0,
         resident_last: [ptr::null_mut(); NUM_FREE_LISTS],
         releasing: MSpanList::new(),
-        cache: [ptr::null_mut(); SPAN_CACHE_SLOTS],
-        cache_len: 0,
-        cache_pages: 0,
+        cache: SpanCache::new(),
         spanalloc: FixAlloc::new(core::mem::size_of::<MSpan>().next_multiple_of(8)),
         bitmaps: [
             FixAlloc::new(8),
@@ -398,7 +382,7 @@ impl MHeap {
                 let s = h.releasing.first;
                 h.releasing.remove(s);
                 h.stats.pages_releasing -= (*s).npages;
-                (*s).state = SpanState::Free;
+                (*s).set_state(SpanState::Free);
                 h.coalesce_and_insert(s);
             }
         }
@@ -577,15 +561,15 @@ impl HeapInner {
         unsafe {
             debug_assert!(npages > 0 && align_pages.is_power_of_two());
             if align_pages == 1 {
-                let s = self.take_cached(npages);
+                let s = self.cache.take(npages);
                 if !s.is_null() {
                     return self.use_span(s, npages, sizeclass, sizeclass != 0);
                 }
             }
             let mut s = self.find_free(npages, align_pages);
-            if s.is_null() && self.cache_len > 0 {
+            if s.is_null() && self.cache.len() > 0 {
                 // Merge what the cache holds before asking the OS for more.
-                while self.cache_len > 0 {
+                while self.cache.len() > 0 {
                     self.uncache(0);
                 }
                 s = self.find_free(npages, align_pages);
@@ -644,11 +628,11 @@ impl HeapInner {
                 os::used((*s).start as *mut u8, (*s).bytes());
                 (*s).released = false;
             }
-            (*s).state = if sizeclass == 0 {
+            (*s).set_state(if sizeclass == 0 {
                 SpanState::Large
             } else {
                 SpanState::Small
-            };
+            });
             (*s).sizeclass = sizeclass;
             self.stats.pages_inuse += npages;
             if sizeclass == 0 {
@@ -663,24 +647,6 @@ impl HeapInner {
         }
     }
 
-    /// The newest cached span of exactly `npages` pages, taken out of the cache; or null.
-    unsafe fn take_cached(&mut self, npages: usize) -> *mut MSpan {
-        // SAFETY: the cache's first `cache_len` entries are valid Cached span records,
-        // under the heap lock.
-        unsafe {
-            for i in (0..self.cache_len).rev() {
-                let s = self.cache[i];
-                if (*s).npages == npages {
-                    self.cache.copy_within(i + 1..self.cache_len, i);
-                    self.cache_len -= 1;
-                    self.cache_pages -= npages;
-                    return s;
-                }
-            }
-            ptr::null_mut()
-        }
-    }
-
     /// Caches the freed Large span `s` (already counted as free), making room by sending
     /// the oldest entries to the free lists. False when `s` is too long to cache.
     unsafe fn put_cached(&mut self, s: *mut MSpan) -> bool {
@@ -688,17 +654,13 @@ impl HeapInner {
         // the heap lock.
         unsafe {
             let n = (*s).npages;
-            if n > SPAN_CACHE_MAX_SPAN_PAGES {
+            if !SpanCache::fits(n) {
                 return false;
             }
-            while self.cache_len == SPAN_CACHE_SLOTS || self.cache_pages + n > SPAN_CACHE_MAX_PAGES
-            {
+            while self.cache.needs_room_for(n) {
                 self.uncache(0);
             }
-            (*s).state = SpanState::Cached;
-            self.cache[self.cache_len] = s;
-            self.cache_len += 1;
-            self.cache_pages += n;
+            self.cache.push(s);
             true
         }
     }
@@ -708,11 +670,8 @@ impl HeapInner {
         // SAFETY: entry `i` is a valid Cached span record, under the heap lock; it goes to
         // the free lists as a free span.
         unsafe {
-            let s = self.cache[i];
-            self.cache.copy_within(i + 1..self.cache_len, i);
-            self.cache_len -= 1;
-            self.cache_pages -= (*s).npages;
-            (*s).state = SpanState::Free;
+            let s = self.cache.remove(i);
+            (*s).set_state(SpanState::Free);
             Self::map_free_ends(s);
             self.coalesce_and_insert(s);
         }
@@ -731,7 +690,7 @@ impl HeapInner {
             }
             (*t).start = (*s).start;
             (*t).npages = npages;
-            (*t).state = SpanState::Free;
+            (*t).set_state(SpanState::Free);
             (*t).needzero = (*s).needzero;
             (*t).released = (*s).released;
             (*t).free_time = (*s).free_time;
@@ -995,7 +954,7 @@ impl HeapInner {
                 let tail = if keep_head { t } else { s };
                 (*tail).start = tail_start;
                 (*tail).npages = (end - tail_start) >> PAGE_SHIFT;
-                (*tail).state = SpanState::Free;
+                (*tail).set_state(SpanState::Free);
                 (*tail).needzero = (*s).needzero;
                 (*tail).released = (*s).released;
                 (*tail).free_time = (*s).free_time;
@@ -1025,7 +984,7 @@ impl HeapInner {
             }
             (*s).start = start;
             (*s).npages = bytes >> PAGE_SHIFT;
-            (*s).state = SpanState::Free;
+            (*s).set_state(SpanState::Free);
             (*s).needzero = false;
             (*s).released = false;
             (*s).free_time = os::nanotime();
@@ -1043,9 +1002,9 @@ impl HeapInner {
         // the arena records, our page-map entries and the span records reached through them
         // are this thread's alone; spans passed in are in the states the doc names.
         unsafe {
-            debug_assert!((*s).state != SpanState::Free && (*s).list.is_null());
+            debug_assert!((*s).state() != SpanState::Free && (*s).list.is_null());
             let npages = (*s).npages;
-            let large = (*s).state == SpanState::Large;
+            let large = (*s).state() == SpanState::Large;
             if large {
                 self.stats.large_frees += 1;
                 self.stats.large_pages_inuse -= npages;
@@ -1064,7 +1023,7 @@ impl HeapInner {
                 return;
             }
             Self::map_free_ends(s);
-            (*s).state = SpanState::Free;
+            (*s).set_state(SpanState::Free);
             self.coalesce_and_insert(s);
         }
     }
@@ -1078,7 +1037,7 @@ impl HeapInner {
         unsafe {
             let before = pagemap::span_of((*s).start - PAGE_SIZE);
             if !before.is_null()
-                && (*before).state == SpanState::Free
+                && MSpan::state_of(before) == SpanState::Free
                 && (*before).released == (*s).released
                 && (*before).end() == (*s).start
             {
@@ -1095,7 +1054,7 @@ impl HeapInner {
             }
             let after = pagemap::span_of((*s).end());
             if !after.is_null()
-                && (*after).state == SpanState::Free
+                && MSpan::state_of(after) == SpanState::Free
                 && (*after).released == (*s).released
                 && (*after).start == (*s).end()
             {
@@ -1127,9 +1086,9 @@ impl HeapInner {
             // Cached spans idle for the delay go to the free lists, where they can be
             // picked.
             let mut i = 0;
-            while i < self.cache_len {
+            while i < self.cache.len() {
                 visits += 1;
-                let age = now.saturating_sub((*self.cache[i]).free_time);
+                let age = now.saturating_sub((*self.cache.get(i)).free_time);
                 if age >= min_age_ns {
                     self.uncache(i);
                 } else {
@@ -1173,7 +1132,7 @@ impl HeapInner {
                     self.insert_free_oldest(front);
                 }
             }
-            (*best).state = SpanState::Releasing;
+            (*best).set_state(SpanState::Releasing);
             self.stats.pages_releasing += (*best).npages;
             self.releasing.push_back(best);
             (best, 0)
@@ -1189,7 +1148,7 @@ impl HeapInner {
             let n = (*s).npages;
             self.stats.pages_releasing -= n;
             self.stats.pages_released += n;
-            (*s).state = SpanState::Free;
+            (*s).set_state(SpanState::Free);
             (*s).released = true;
             if zeroed {
                 (*s).needzero = false;
@@ -1203,7 +1162,7 @@ impl HeapInner {
         // the arena records, our page-map entries and the span records reached through them
         // are this thread's alone; spans passed in are in the states the doc names.
         unsafe {
-            debug_assert!((*s).state == SpanState::Large);
+            debug_assert!((*s).state() == SpanState::Large);
             let old = (*s).npages;
             if npages == old {
                 return true;
@@ -1215,7 +1174,7 @@ impl HeapInner {
                 }
                 (*t).start = (*s).start + (npages << PAGE_SHIFT);
                 (*t).npages = old - npages;
-                (*t).state = SpanState::Large;
+                (*t).set_state(SpanState::Large);
                 (*s).npages = npages;
                 // t's pages map to s until free_span_locked rewrites its ends, so it must
                 // not
@@ -1231,21 +1190,18 @@ impl HeapInner {
             }
             let mut after = pagemap::span_of((*s).end());
             if !after.is_null()
-                && (*after).state == SpanState::Cached
+                && MSpan::state_of(after) == SpanState::Cached
                 && (*after).start == (*s).end()
             {
                 // Merge it back into the free lists, then look again.
-                if let Some(i) = self.cache[..self.cache_len]
-                    .iter()
-                    .position(|&c| c == after)
-                {
+                if let Some(i) = self.cache.position(after) {
                     self.uncache(i);
                 }
                 after = pagemap::span_of((*s).end());
             }
             let extra = npages - old;
             if after.is_null()
-                || (*after).state != SpanState::Free
+                || MSpan::state_of(after) != SpanState::Free
                 || (*after).start != (*s).end()
                 || (*after).npages < extra
             {
@@ -1306,7 +1262,7 @@ impl HeapInner {
                 let mut last_resident: *mut MSpan = ptr::null_mut();
                 while !s.is_null() {
                     let sp = &*s;
-                    invariant_eq!(sp.state, SpanState::Free);
+                    invariant_eq!(sp.state(), SpanState::Free);
                     invariant!(sp.freebits.is_null(), "a free span has no bitmap");
                     invariant_eq!(list_index(sp.npages), i);
                     invariant!(!seen_released || sp.released, "resident spans come first");
@@ -1326,7 +1282,7 @@ impl HeapInner {
                         pagemap::span_of(sp.start - PAGE_SIZE),
                         pagemap::span_of(sp.end()),
                     ] {
-                        if !n.is_null() && (*n).state == SpanState::Free {
+                        if !n.is_null() && MSpan::state_of(n) == SpanState::Free {
                             invariant!((*n).released != sp.released, "unmerged free neighbours");
                         }
                     }
@@ -1338,20 +1294,12 @@ impl HeapInner {
                 }
                 invariant_eq!(self.resident_last[i], last_resident, "scavenge index {i}");
             }
-            invariant!(self.cache_len <= SPAN_CACHE_SLOTS);
-            let mut cached = 0;
-            for &c in &self.cache[..self.cache_len] {
-                invariant_eq!((*c).state, SpanState::Cached);
-                invariant!(!(*c).released && (*c).list.is_null());
-                invariant_eq!(pagemap::span_of((*c).start), c);
-                cached += (*c).npages;
-            }
-            invariant_eq!(cached, self.cache_pages);
+            let cached = self.cache.validate();
             free_pages += cached;
             self.releasing.validate();
             let mut s = self.releasing.first;
             while !s.is_null() {
-                invariant_eq!((*s).state, SpanState::Releasing);
+                invariant_eq!((*s).state(), SpanState::Releasing);
                 free_pages += (*s).npages;
                 s = (*s).next;
             }
@@ -1395,8 +1343,8 @@ mod tests {
             let b = h.alloc_span(200, 0);
             let c = h.alloc_span(1, 5);
             assert!(!a.is_null() && !b.is_null() && !c.is_null());
-            assert_eq!((*a).state, SpanState::Large);
-            assert_eq!((*c).state, SpanState::Small);
+            assert_eq!((*a).state(), SpanState::Large);
+            assert_eq!((*c).state(), SpanState::Small);
             for s in [a, b, c] {
                 assert_eq!((*s).start % PAGE_SIZE, 0);
                 for k in 0..(*s).npages {
@@ -1600,7 +1548,7 @@ mod tests {
         // Each free list's oldest resident span and the span cache, whatever the heap
         // holds.
         assert!(
-            visits <= NUM_FREE_LISTS + SPAN_CACHE_SLOTS,
+            visits <= NUM_FREE_LISTS + crate::large::SPAN_CACHE_SLOTS,
             "{visits} spans looked at with {n} free spans"
         );
     }

@@ -37,6 +37,7 @@ pub const CLASS_SIZE: [u32; NUM_CLASSES] = [
 ];
 
 /// Go's pages-per-span rule (used by the generator in the tests): the fewest pages whose tail waste is at most 1/8 of the span.
+#[cfg(test)]
 pub const fn npages_for(size: usize) -> usize {
     let mut alloc = PAGE_SIZE;
     while alloc % size > alloc / 8 {
@@ -233,6 +234,7 @@ pub static CLASS_OFFSET_CHECK: [[u64; 2]; NUM_CLASSES] = gen_offset_check();
 ///
 /// When `e = 0` (sizes that are powers of two, whose spans have no tail), the starts are
 /// the offsets with `x = 0`. Both cases are checked exhaustively in the tests.
+#[cfg(test)]
 #[inline(always)]
 pub fn is_object_offset(class: usize, offset: usize) -> bool {
     debug_assert!(class > 0 && class < NUM_CLASSES);

@@ -1,8 +1,10 @@
 //! MSpan: a run of contiguous pages, and lists of spans.
 //!
-//! A span is in one of three states:
+//! A span is in one of five states (`SpanState`):
 //! - **Free**: owned by mheap, on one of its free lists. Its first and last pages map to it
-//!   in the page map; interior pages map to nothing. It remembers when it was freed
+//!   in the page map; interior pages are not read while it is free, and keep whatever
+//!   they mapped to before (possibly a record that no longer starts there, which `free`
+//!   reports as a bad pointer all the same). It remembers when it was freed
 //!   (`free_time`), whether its pages went back to the OS (`released`) and whether they
 //!   may hold old data (`needzero`).
 //! - **Small**: cut into `nelems` objects of class `sizeclass`, owned by that class's
@@ -17,8 +19,20 @@
 //!   counts objects held by caches, transfer batches and the program.
 //! - **Large**: one object of `npages` pages (class 0), handed to the program. Every page
 //!   maps to the span.
+//! - **Releasing**: free, taken off the free lists by the scavenger, which returns its
+//!   pages to the OS without the heap lock; on mheap's `releasing` list.
+//! - **Cached**: a freed Large span kept whole, by its thread or by mheap's span cache
+//!   (see `large`), for the next allocation of its length. Free for the statistics, its
+//!   pages still all map to it.
+//!
+//! The state is atomic: a thread moves its own kept spans between Large and Cached
+//! without the heap lock (see `MSpan::state`).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use core::ptr;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 /// A free object: its first word links it to the next.
 #[repr(C)]
@@ -73,7 +87,11 @@ pub struct MSpan {
     pub alloc_count: u32,
     pub elemsize: u32,
     pub sizeclass: u8,
-    pub state: SpanState,
+    /// A `SpanState`, atomic because a thread moves its own kept Large spans between
+    /// Large and Cached without the heap lock while other threads, under the lock, read
+    /// the state of the span next to theirs, and `free` of a bad pointer reads any span's
+    /// without it: see `state` and `set_state`.
+    state: AtomicU8,
     /// Pages may hold old data, so zeroed requests must clear them.
     pub needzero: bool,
     /// Free: the pages were returned to the OS.
@@ -86,6 +104,50 @@ pub struct MSpan {
 }
 
 impl MSpan {
+    /// The span's state. Relaxed: what a reader decides from it does not depend on other
+    /// memory it could order. Free is written (and left) only under the heap lock, which
+    /// orders it for every reader under the lock; the writes made without the lock (a
+    /// thread's kept spans, Large ↔ Cached) are never Free, so a reader under the lock
+    /// that coalesces or grows into a neighbour decides the same whichever of them it
+    /// sees. A reader without any lock sees a Large span it owns as Large, through the
+    /// synchronisation that handed it the object.
+    #[inline]
+    pub fn state(&self) -> SpanState {
+        MSpan::from_state_bits(self.state.load(Ordering::Relaxed))
+    }
+
+    /// `state` of the span record at `s`, for a reader without a lock that may not own
+    /// the span (`free` of a bad pointer): it reads the atomic alone and makes no
+    /// reference to the record, whose other fields the heap may be writing meanwhile.
+    ///
+    /// # Safety
+    /// `s` points to a span record (records live forever).
+    #[inline]
+    pub unsafe fn state_of(s: *const MSpan) -> SpanState {
+        // SAFETY: s is a live record (caller's contract); the atomic field alone is
+        // borrowed, and atomics may be read while other threads write them.
+        let state = unsafe { &*ptr::addr_of!((*s).state) };
+        MSpan::from_state_bits(state.load(Ordering::Relaxed))
+    }
+
+    /// Sets the span's state; relaxed, for the reasons given at `state`. The caller owns
+    /// the span: under the heap lock, or a thread moving its own kept span.
+    #[inline]
+    pub fn set_state(&self, state: SpanState) {
+        self.state.store(state as u8, Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn from_state_bits(bits: u8) -> SpanState {
+        match bits {
+            0 => SpanState::Free,
+            1 => SpanState::Small,
+            2 => SpanState::Large,
+            3 => SpanState::Releasing,
+            _ => SpanState::Cached,
+        }
+    }
+
     #[inline]
     pub fn end(&self) -> usize {
         self.start + (self.npages << crate::sizeclass::PAGE_SHIFT)
@@ -115,8 +177,9 @@ impl MSpan {
         if i >= self.freeindex as usize {
             return false;
         }
-        // SAFETY: i < freeindex <= nelems, so w is within the bitmap.
-        let word = &mut *self.freebits.add(w);
+        // SAFETY: i < freeindex <= nelems, so w is within the bitmap, which the span's
+        // owner lock (held) guards.
+        let word = unsafe { &mut *self.freebits.add(w) };
         if *word & bit != 0 {
             return false;
         }
@@ -141,11 +204,13 @@ impl MSpan {
         }
         let mut w = self.scan as usize;
         // SAFETY: nreturned > 0, so a set bit lies at or after the scan word, within the
-        // bitmap.
-        while *self.freebits.add(w) == 0 {
-            w += 1;
-        }
-        let word = &mut *self.freebits.add(w);
+        // bitmap, which the span's owner lock (held) guards.
+        let word = unsafe {
+            while *self.freebits.add(w) == 0 {
+                w += 1;
+            }
+            &mut *self.freebits.add(w)
+        };
         let bits = *word;
         *word = bits & (bits - 1);
         self.nreturned -= 1;
@@ -158,12 +223,15 @@ impl MSpan {
     /// # Safety
     /// The span's owner lock is held.
     pub unsafe fn validate_small(&self) {
-        invariant_eq!(self.state, SpanState::Small);
+        invariant_eq!(self.state(), SpanState::Small);
         invariant!(self.freeindex <= self.nelems);
         invariant!(!self.freebits.is_null(), "a Small span has a bitmap");
         let mut n = 0u32;
-        // SAFETY: a Small span's bitmap has bitmap_words(nelems) words.
-        let words = core::slice::from_raw_parts(self.freebits, bitmap_words(self.nelems as usize));
+        // SAFETY: a Small span's bitmap has bitmap_words(nelems) words, guarded by the
+        // span's owner lock (held).
+        let words = unsafe {
+            core::slice::from_raw_parts(self.freebits, bitmap_words(self.nelems as usize))
+        };
         for (w, &bits) in words.iter().enumerate() {
             invariant!(
                 bits == 0 || w as u32 >= self.scan,
@@ -218,33 +286,40 @@ impl MSpanList {
     /// # Safety
     /// `s` is a valid span on no list; the list's owner lock is held.
     pub unsafe fn push_front(&mut self, s: *mut MSpan) {
-        debug_assert!((*s).list.is_null());
-        (*s).prev = ptr::null_mut();
-        (*s).next = self.first;
-        if self.first.is_null() {
-            self.last = s;
-        } else {
-            (*self.first).prev = s;
+        // SAFETY: s is a valid span on no list, and the list and its spans are guarded by the
+        // owner lock, held (caller's contract); the list's spans are valid.
+        unsafe {
+            debug_assert!((*s).list.is_null());
+            (*s).prev = ptr::null_mut();
+            (*s).next = self.first;
+            if self.first.is_null() {
+                self.last = s;
+            } else {
+                (*self.first).prev = s;
+            }
+            self.first = s;
+            (*s).list = self;
+            self.len += 1;
         }
-        self.first = s;
-        (*s).list = self;
-        self.len += 1;
     }
 
     /// # Safety
     /// As `push_front`.
     pub unsafe fn push_back(&mut self, s: *mut MSpan) {
-        debug_assert!((*s).list.is_null());
-        (*s).next = ptr::null_mut();
-        (*s).prev = self.last;
-        if self.last.is_null() {
-            self.first = s;
-        } else {
-            (*self.last).next = s;
+        // SAFETY: as `push_front`.
+        unsafe {
+            debug_assert!((*s).list.is_null());
+            (*s).next = ptr::null_mut();
+            (*s).prev = self.last;
+            if self.last.is_null() {
+                self.first = s;
+            } else {
+                (*self.last).next = s;
+            }
+            self.last = s;
+            (*s).list = self;
+            self.len += 1;
         }
-        self.last = s;
-        (*s).list = self;
-        self.len += 1;
     }
 
     /// Puts `s` right after `at`, or first when `at` is null.
@@ -254,39 +329,48 @@ impl MSpanList {
     /// is held.
     pub unsafe fn insert_after(&mut self, at: *mut MSpan, s: *mut MSpan) {
         if at.is_null() {
-            return self.push_front(s);
+            // SAFETY: the caller's contract is push_front's.
+            return unsafe { self.push_front(s) };
         }
-        debug_assert!((*s).list.is_null() && core::ptr::eq((*at).list, self));
-        (*s).prev = at;
-        (*s).next = (*at).next;
-        if (*at).next.is_null() {
-            self.last = s;
-        } else {
-            (*(*at).next).prev = s;
+        // SAFETY: `s` and `at` are valid records (the contract), `at` and its successor are
+        // on this list, and the owner lock keeps every other thread off their links.
+        unsafe {
+            debug_assert!((*s).list.is_null() && core::ptr::eq((*at).list, self));
+            (*s).prev = at;
+            (*s).next = (*at).next;
+            if (*at).next.is_null() {
+                self.last = s;
+            } else {
+                (*(*at).next).prev = s;
+            }
+            (*at).next = s;
+            (*s).list = self;
         }
-        (*at).next = s;
-        (*s).list = self;
         self.len += 1;
     }
 
     /// # Safety
     /// `s` is on this list; the list's owner lock is held.
     pub unsafe fn remove(&mut self, s: *mut MSpan) {
-        debug_assert!(core::ptr::eq((*s).list, self));
-        if (*s).prev.is_null() {
-            self.first = (*s).next;
-        } else {
-            (*(*s).prev).next = (*s).next;
+        // SAFETY: s and its neighbours are valid spans on this list, guarded by the owner lock
+        // (held; caller's contract).
+        unsafe {
+            debug_assert!(core::ptr::eq((*s).list, self));
+            if (*s).prev.is_null() {
+                self.first = (*s).next;
+            } else {
+                (*(*s).prev).next = (*s).next;
+            }
+            if (*s).next.is_null() {
+                self.last = (*s).prev;
+            } else {
+                (*(*s).next).prev = (*s).prev;
+            }
+            (*s).next = ptr::null_mut();
+            (*s).prev = ptr::null_mut();
+            (*s).list = ptr::null_mut();
+            self.len -= 1;
         }
-        if (*s).next.is_null() {
-            self.last = (*s).prev;
-        } else {
-            (*(*s).next).prev = (*s).prev;
-        }
-        (*s).next = ptr::null_mut();
-        (*s).prev = ptr::null_mut();
-        (*s).list = ptr::null_mut();
-        self.len -= 1;
     }
 
     /// Checks the links and the count.
@@ -294,18 +378,21 @@ impl MSpanList {
     /// # Safety
     /// The list's owner lock is held.
     pub unsafe fn validate(&self) {
-        let mut n = 0;
-        let mut prev: *mut MSpan = ptr::null_mut();
-        let mut s = self.first;
-        while !s.is_null() {
-            invariant_eq!((*s).prev, prev);
-            invariant_eq!((*s).list as *const MSpanList, self as *const MSpanList);
-            n += 1;
-            prev = s;
-            s = (*s).next;
+        // SAFETY: the list's spans are valid, guarded by the owner lock (held).
+        unsafe {
+            let mut n = 0;
+            let mut prev: *mut MSpan = ptr::null_mut();
+            let mut s = self.first;
+            while !s.is_null() {
+                invariant_eq!((*s).prev, prev);
+                invariant_eq!((*s).list as *const MSpanList, self as *const MSpanList);
+                n += 1;
+                prev = s;
+                s = (*s).next;
+            }
+            invariant_eq!(self.last, prev);
+            invariant_eq!(n, self.len);
         }
-        invariant_eq!(self.last, prev);
-        invariant_eq!(n, self.len);
     }
 }
 
@@ -328,7 +415,7 @@ mod tests {
             alloc_count: 0,
             elemsize: 0,
             sizeclass: 0,
-            state: SpanState::Free,
+            state: AtomicU8::new(SpanState::Free as u8),
             needzero: false,
             released: false,
             sample: 0,
@@ -422,7 +509,7 @@ mod tests {
         let mut bits = [0u64; FREEBITS_MAX_WORDS];
         let mut s = span(0x10000);
         s.freebits = bits.as_mut_ptr();
-        s.state = SpanState::Small;
+        s.set_state(SpanState::Small);
         s.nelems = 1024;
         s.elemsize = 8;
         s.freeindex = 1024;

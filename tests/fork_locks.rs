@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-fn fork_while_held(lock: &'static goalloc::sync::Mutex, name: &str) {
+fn fork_while_held(lock: &'static goalloc::testing::sync::Mutex, name: &str) {
     unsafe { goalloc::free(goalloc::malloc(8)) }; // goalloc's fork handlers are installed
     let (tx, rx) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {
@@ -37,5 +37,5 @@ fn fork_while_held(lock: &'static goalloc::sync::Mutex, name: &str) {
 
 #[test]
 fn fork_waits_for_the_leaf_lock() {
-    fork_while_held(&goalloc::mcache::CACHES, "thread-cache");
+    fork_while_held(&goalloc::testing::mcache::CACHES, "thread-cache");
 }

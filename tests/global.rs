@@ -11,9 +11,12 @@ static A: GoAlloc = GoAlloc;
 #[test]
 fn allocations_really_come_from_goalloc() {
     let v: Vec<u64> = Vec::with_capacity(100);
-    assert_ne!(goalloc::pagemap::page_class(v.as_ptr() as usize), 0);
+    assert_ne!(
+        goalloc::testing::pagemap::page_class(v.as_ptr() as usize),
+        0
+    );
     let big: Vec<u8> = vec![0; 1 << 20];
-    assert!(!goalloc::pagemap::span_of(big.as_ptr() as usize).is_null());
+    assert!(goalloc::testing::pagemap::has_span(big.as_ptr() as usize));
     assert!(big.iter().all(|&b| b == 0));
 }
 
@@ -105,8 +108,8 @@ fn alignments_and_zeroed_layouts() {
 /// in a debug build, and here by the page map).
 #[test]
 fn small_layouts_use_the_8_byte_class() {
-    use goalloc::pagemap::page_class;
-    use goalloc::sizeclass::{CLASS_16, CLASS_8};
+    use goalloc::testing::pagemap::page_class;
+    use goalloc::testing::sizeclass::{CLASS_16, CLASS_8};
     use std::alloc::{alloc, dealloc, realloc, Layout};
     let b = Box::new(7u64);
     assert_eq!(page_class(&*b as *const u64 as usize), CLASS_8);

@@ -4,8 +4,8 @@
 //!
 //! One test in its own binary, so that nothing else uses the class meanwhile.
 
-use goalloc::mcentral::CENTRAL;
-use goalloc::sizeclass::{size_to_class, CLASS_SIZE};
+use goalloc::testing::mcentral::CENTRAL;
+use goalloc::testing::sizeclass::{size_to_class, CLASS_SIZE};
 
 #[test]
 fn a_list_left_unused_goes_back() {

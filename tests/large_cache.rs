@@ -10,7 +10,7 @@ use goalloc::stats::read;
 
 /// Large spans kept by all thread caches now.
 fn kept() -> u64 {
-    goalloc::mcache::totals().large_kept
+    goalloc::testing::mcache::totals().large_kept
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 #[test]
 fn threads_starting_together_get_different_lines() {
     assert!(goalloc::init());
-    if goalloc::checked::enabled() {
+    if goalloc::testing::checked::enabled() {
         // GOALLOC_CHECK=1 takes one object at a time, on purpose (every operation
         // reaches mcentral, where the checks are).
         return;

@@ -4,8 +4,8 @@
 //!
 //! One test in its own binary, so that nothing else uses the classes meanwhile.
 
-use goalloc::mcentral::CENTRAL;
-use goalloc::sizeclass::{size_to_class, CLASS_SIZE};
+use goalloc::testing::mcentral::CENTRAL;
+use goalloc::testing::sizeclass::{size_to_class, CLASS_SIZE};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 static LATE_RAN: AtomicBool = AtomicBool::new(false);
@@ -18,7 +18,7 @@ const LATE_COUNT: usize = 500;
 /// A destructor of a key made after goalloc's, so it runs after goalloc's own.
 extern "C" fn late(_: *mut libc::c_void) {
     LATE_RAN.store(true, Ordering::SeqCst);
-    LATE_EXITED.store(goalloc::mcache::exited(), Ordering::SeqCst);
+    LATE_EXITED.store(goalloc::testing::mcache::exited(), Ordering::SeqCst);
     unsafe {
         let mut objs = [std::ptr::null_mut::<u8>(); LATE_COUNT];
         for (i, o) in objs.iter_mut().enumerate() {
@@ -44,7 +44,7 @@ fn thread_caches_are_reused_and_late_frees_are_not_lost() {
 
     // Caches of exited threads are reused: 300 threads one after another take one
     // cache's worth of metadata, not 300.
-    let before = goalloc::mcache::meta_bytes();
+    let before = goalloc::testing::mcache::meta_bytes();
     for i in 0..300 {
         std::thread::spawn(move || unsafe {
             let p = goalloc::malloc(64 + i % 200);
@@ -54,7 +54,7 @@ fn thread_caches_are_reused_and_late_frees_are_not_lost() {
         .join()
         .unwrap();
     }
-    let grown = goalloc::mcache::meta_bytes() - before;
+    let grown = goalloc::testing::mcache::meta_bytes() - before;
     assert!(grown <= 64 << 10, "thread caches took {grown} more bytes");
 
     // Operations after goalloc's destructor gave the cache back.

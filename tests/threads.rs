@@ -79,7 +79,7 @@ fn ring_of_threads_frees_each_others_objects() {
                     goalloc::free(o.p as *mut u8);
                 }
             }
-            goalloc::mcache::validate_current();
+            goalloc::testing::mcache::validate_current();
             (rx, verified)
         }));
     }
@@ -111,7 +111,7 @@ fn ring_of_threads_frees_each_others_objects() {
 /// the thread-exit destructor must hand them back, so the heap stays bounded.
 #[test]
 fn exiting_threads_return_their_caches() {
-    let before = goalloc::mheap::HEAP.stats();
+    let before = goalloc::testing::mheap::HEAP.stats();
     for wave in 0..40 {
         let hs: Vec<_> = (0..50)
             .map(|t| {
@@ -132,7 +132,7 @@ fn exiting_threads_return_their_caches() {
             h.join().unwrap();
         }
     }
-    let after = goalloc::mheap::HEAP.stats();
+    let after = goalloc::testing::mheap::HEAP.stats();
     // 2000 threads each caching up to its bound would hold gigabytes; returned caches
     // leave the heap near where it started.
     let grown = (after.pages_inuse as isize - before.pages_inuse as isize) * 8192;
@@ -153,7 +153,7 @@ fn release_races_with_allocation() {
             let mut total = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 total += goalloc::release_all();
-                goalloc::mheap::HEAP.validate();
+                goalloc::testing::mheap::HEAP.validate();
             }
             total
         })
