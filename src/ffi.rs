@@ -20,6 +20,10 @@
 //! `posix_memalign` returns its error, and sets `errno` too for `ENOMEM` (not for
 //! `EINVAL`), as glibc's does.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
+
 use core::ffi::{c_char, c_void};
 use core::ptr;
 
@@ -57,7 +61,8 @@ unsafe fn malloc_inline(size: usize) -> *mut c_void {
             return p as *mut c_void;
         }
     }
-    malloc_slow(size)
+    // SAFETY: malloc's contract asks nothing of the caller.
+    unsafe { malloc_slow(size) }
 }
 
 #[cold]
@@ -135,7 +140,8 @@ unsafe fn reallocarray_as(
     call: &'static str,
 ) -> *mut c_void {
     match n.checked_mul(size) {
-        Some(total) => realloc_as(p, total, call),
+        // SAFETY: `p` is null or a live object of ours (the caller's contract).
+        Some(total) => unsafe { realloc_as(p, total, call) },
         None => {
             set_errno(libc::ENOMEM);
             ptr::null_mut()
