@@ -2,15 +2,19 @@
 //!
 //! As Go's `mheap.arenas` on linux/amd64: a flat index of 2^22 entries, one per 64 MiB
 //! arena (`addr >> 26`), each pointing to the arena's `HeapArena` record, which holds a
-//! span pointer and a size-class byte per 8 KiB page. The index is a 32 MiB static in
+//! span pointer and a 2-byte page-info word (size class and index of the page in its
+//! span) per 8 KiB page. The index is a 32 MiB static in
 //! `.bss`, as Go's is: zero pages that cost no memory until an entry is written, and only
 //! the entries of arenas we use ever are. Being a static, its address is a constant of
 //! the code, not a pointer to load and test.
 //!
 //! "Is this pointer ours, and of which class?" is two dependent loads: the arena record,
-//! then the page's class byte. Entries are written under the heap lock and read without
+//! then the page's info word. Entries are written under the heap lock and read without
 //! it; a reader looks only at pages whose pointers the program got from us, so the
 //! program's own synchronisation orders the write before the read.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use crate::sizeclass::PAGE_SHIFT;
 use crate::span::MSpan;
@@ -33,16 +37,16 @@ pub const ARENA_INDEX_LEN: usize = 1 << (ADDR_BITS - ARENA_SHIFT);
 /// Metadata for one arena, kept outside it.
 #[repr(C)]
 pub struct HeapArena {
-    /// The span owning each page: every page of an in-use span, the first and last page of
-    /// a free span. Interior pages of a free span may keep a stale pointer (see
-    /// `clear_info`); pages never used are null.
+    /// The span owning each page, for every page of an in-use span and the first and last
+    /// page of a free span. An interior page of a free span is not kept up to date: it is
+    /// null if it never was in a span, else it still names the span it was last in (see
+    /// `clear_info`), which may since have been freed, merged or reused for other pages.
     pub spans: [AtomicPtr<MSpan>; PAGES_PER_ARENA],
     /// For each page of a Small span, its info word (see `page_info`): the size class and
     /// the page's index within the span, so that `free` can check an object's offset
     /// without loading the span. 0 for every other page. Two bytes a page, so that one
-    /// cache line covers 256 KiB of heap: in `random` (a heap of about 120 MiB, freed in
-    /// random order), the load of this word missed the simulated 512 KiB LL 32k times
-    /// under cachegrind, against 69k with four bytes.
+    /// cache line covers 256 KiB of heap: in a large heap freed in random order, `free`'s
+    /// load of this word misses the cache about half as often as with four bytes.
     pub pageinfo: [AtomicU16; PAGES_PER_ARENA],
     /// mheap's bookkeeping, under the heap lock: the arena's base address; how many of its
     /// pages, from the base, are reserved (all, except in the last arena of a reservation
@@ -61,9 +65,13 @@ static ARENA_INDEX: [AtomicPtr<HeapArena>; ARENA_INDEX_LEN] =
 /// The record of the arena holding `addr`, or null when no arena of ours holds it.
 #[inline(always)]
 pub fn arena_of(addr: usize) -> *mut HeapArena {
-    match ARENA_INDEX.get(arena_index(addr)) {
-        Some(entry) => entry.load(Ordering::Acquire),
-        None => ptr::null_mut(),
+    // Indexed as a place, not through a slice method: a reference to the whole index
+    // would make Miri retag each of its 2^22 cells on every lookup.
+    let i = arena_index(addr);
+    if i < ARENA_INDEX_LEN {
+        ARENA_INDEX[i].load(Ordering::Acquire)
+    } else {
+        ptr::null_mut()
     }
 }
 
@@ -72,7 +80,7 @@ pub fn arena_of(addr: usize) -> *mut HeapArena {
 /// time for the index (one instruction more on `free`'s fast path).
 #[inline(always)]
 fn arena_index(addr: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         let i: usize;
         // SAFETY: a shift of a register: it touches no memory and no stack, and the flags
@@ -87,7 +95,7 @@ fn arena_index(addr: usize) -> usize {
         }
         i
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     {
         addr >> ARENA_SHIFT
     }
@@ -133,7 +141,7 @@ pub fn page_info(addr: usize) -> usize {
     if a.is_null() {
         return 0;
     }
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         // A relaxed atomic load of the u16, written as one `movzx`: through `AtomicU16`
         // the optimizer zero-extends the loaded word a second time after `free`'s test
@@ -155,7 +163,7 @@ pub fn page_info(addr: usize) -> usize {
         }
         info
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     {
         // SAFETY: a is a live arena record (records are never freed).
         unsafe { (*a).pageinfo[page_in_arena(addr)].load(Ordering::Relaxed) as usize }
@@ -229,10 +237,13 @@ pub unsafe fn register_arena(base: usize, meta: *mut HeapArena) {
 pub unsafe fn unregister_arena(base: usize) -> *mut HeapArena {
     let a = ARENA_INDEX[base >> ARENA_SHIFT].swap(ptr::null_mut(), Ordering::AcqRel);
     debug_assert!(!a.is_null());
-    for e in &(*a).spans {
+    // SAFETY: a is the arena's record (registered, so live forever); its cells are
+    // atomics, so a reader without the lock still holding it sees old values or zeros.
+    let a_ref = unsafe { &*a };
+    for e in &a_ref.spans {
         e.store(ptr::null_mut(), Ordering::Relaxed);
     }
-    for e in &(*a).pageinfo {
+    for e in &a_ref.pageinfo {
         e.store(0, Ordering::Relaxed);
     }
     a
@@ -246,7 +257,8 @@ pub unsafe fn unregister_arena(base: usize) -> *mut HeapArena {
 pub unsafe fn set_span(addr: usize, s: *mut MSpan) {
     let a = arena_of(addr);
     debug_assert!(!a.is_null());
-    (*a).spans[page_in_arena(addr)].store(s, Ordering::Relaxed);
+    // SAFETY: addr's arena is registered (the contract), so a is its live record.
+    unsafe { (*a).spans[page_in_arena(addr)].store(s, Ordering::Relaxed) };
 }
 
 /// Calls `f(arena, first page index, count)` for each arena-sized piece of the `npages`
@@ -263,7 +275,9 @@ unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(&HeapArena, u
         debug_assert!(!a.is_null());
         let i = page_in_arena(addr);
         let n = left.min(PAGES_PER_ARENA - i);
-        f(&*a, i, n);
+        // SAFETY: addr's arena is registered (the contract), so a is its live record,
+        // whose cells are atomics that a shared reference may store to.
+        f(unsafe { &*a }, i, n);
         addr += n << PAGE_SHIFT;
         left -= n;
     }
@@ -278,35 +292,42 @@ unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(&HeapArena, u
 pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
     // The index in the span of the next page.
     let mut index = 0u16;
-    for_pages(start, npages, |a, first, n| {
-        for e in &a.spans[first..first + n] {
-            e.store(s, Ordering::Relaxed);
-        }
-        if class != 0 {
-            for e in &a.pageinfo[first..first + n] {
-                e.store(
-                    (class as u16) << INFO_CLASS_SHIFT | index << INFO_PAGE_SHIFT,
-                    Ordering::Relaxed,
-                );
-                index += 1;
+    // SAFETY: every page of the range is in a registered arena (the contract).
+    unsafe {
+        for_pages(start, npages, |a, first, n| {
+            for e in &a.spans[first..first + n] {
+                e.store(s, Ordering::Relaxed);
             }
-        }
-    });
+            if class != 0 {
+                for e in &a.pageinfo[first..first + n] {
+                    e.store(
+                        (class as u16) << INFO_CLASS_SHIFT | index << INFO_PAGE_SHIFT,
+                        Ordering::Relaxed,
+                    );
+                    index += 1;
+                }
+            }
+        });
+    }
 }
 
 /// Sets the info word of every page of `npages` from `start` to 0 (a Small span is being
-/// freed). The span pointers of interior pages are left as they are: only the end pages
-/// of a free span are read, and a stale interior pointer names a span that no longer
-/// starts there, which `free` reports as a bad pointer all the same.
+/// freed). The span pointers of interior pages are left as they are, stale, not null:
+/// mheap reads only the end pages of a free span, and `free` of a pointer inside one finds
+/// info 0 and a span that is not a Large span starting there (a span that did start there
+/// would own the page), so it reports a bad pointer all the same.
 ///
 /// # Safety
 /// As `set_range`.
 pub unsafe fn clear_info(start: usize, npages: usize) {
-    for_pages(start, npages, |a, first, n| {
-        for e in &a.pageinfo[first..first + n] {
-            e.store(0, Ordering::Relaxed);
-        }
-    });
+    // SAFETY: every page of the range is in a registered arena (the contract).
+    unsafe {
+        for_pages(start, npages, |a, first, n| {
+            for e in &a.pageinfo[first..first + n] {
+                e.store(0, Ordering::Relaxed);
+            }
+        })
+    };
 }
 
 /// Bytes of metadata per arena.
