@@ -18,6 +18,7 @@
 
 use crate::sizeclass::PAGE_SHIFT;
 use crate::span::MSpan;
+use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU16, Ordering};
 
@@ -59,17 +60,38 @@ pub struct HeapArena {
     pub free_pages: usize,
 }
 
-static ARENA_INDEX: [AtomicPtr<HeapArena>; ARENA_INDEX_LEN] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; ARENA_INDEX_LEN];
+/// The arena index, in one `UnsafeCell` around the array of atomics: Miri checks every
+/// reference to a static when the code reads the static, looking for the `UnsafeCell`s
+/// inside it, which for a bare array of 2^22 atomics took it seconds per lookup. One
+/// outer cell stops that search at the top; the code reads only the atomics.
+struct ArenaIndex(UnsafeCell<[AtomicPtr<HeapArena>; ARENA_INDEX_LEN]>);
+// SAFETY: only the atomics inside are ever accessed (see `entry`).
+unsafe impl Sync for ArenaIndex {}
+
+static ARENA_INDEX: ArenaIndex = ArenaIndex(UnsafeCell::new(
+    [const { AtomicPtr::new(ptr::null_mut()) }; ARENA_INDEX_LEN],
+));
+
+impl ArenaIndex {
+    /// The entry of arena `i`.
+    ///
+    /// # Safety
+    /// `i < ARENA_INDEX_LEN`.
+    #[inline(always)]
+    unsafe fn entry(&self, i: usize) -> &AtomicPtr<HeapArena> {
+        // SAFETY: i is in bounds (the contract); the cell's contents are only ever
+        // reached as shared references to its atomics, so this one aliases no `&mut`.
+        unsafe { &*self.0.get().cast::<AtomicPtr<HeapArena>>().add(i) }
+    }
+}
 
 /// The record of the arena holding `addr`, or null when no arena of ours holds it.
 #[inline(always)]
 pub fn arena_of(addr: usize) -> *mut HeapArena {
-    // Indexed as a place, not through a slice method: a reference to the whole index
-    // would make Miri retag each of its 2^22 cells on every lookup.
     let i = arena_index(addr);
     if i < ARENA_INDEX_LEN {
-        ARENA_INDEX[i].load(Ordering::Acquire)
+        // SAFETY: i is in bounds.
+        unsafe { ARENA_INDEX.entry(i) }.load(Ordering::Acquire)
     } else {
         ptr::null_mut()
     }
@@ -224,7 +246,9 @@ pub fn span_of(addr: usize) -> *mut MSpan {
 /// The heap lock is held, `base` is arena-aligned and below 2^48, and `meta` is a
 /// `HeapArena` that lives forever, whose `spans` and `pageinfo` are all zero.
 pub unsafe fn register_arena(base: usize, meta: *mut HeapArena) {
-    ARENA_INDEX[base >> ARENA_SHIFT].store(meta, Ordering::Release);
+    debug_assert!(base >> ARENA_SHIFT < ARENA_INDEX_LEN);
+    // SAFETY: base is below 2^48 (the contract), so its index is in bounds.
+    unsafe { ARENA_INDEX.entry(base >> ARENA_SHIFT) }.store(meta, Ordering::Release);
 }
 
 /// Unregisters the arena at `base`: its addresses are no longer ours. Its record is
@@ -235,16 +259,17 @@ pub unsafe fn register_arena(base: usize, meta: *mut HeapArena) {
 /// The heap lock is held, `base` is a registered arena, and none of its pages is in a
 /// span.
 pub unsafe fn unregister_arena(base: usize) -> *mut HeapArena {
-    let a = ARENA_INDEX[base >> ARENA_SHIFT].swap(ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: a registered arena's index is in bounds.
+    let a =
+        unsafe { ARENA_INDEX.entry(base >> ARENA_SHIFT) }.swap(ptr::null_mut(), Ordering::AcqRel);
     debug_assert!(!a.is_null());
-    // SAFETY: a is the arena's record (registered, so live forever); its cells are
-    // atomics, so a reader without the lock still holding it sees old values or zeros.
-    let a_ref = unsafe { &*a };
-    for e in &a_ref.spans {
-        e.store(ptr::null_mut(), Ordering::Relaxed);
-    }
-    for e in &a_ref.pageinfo {
-        e.store(0, Ordering::Relaxed);
+    for i in 0..PAGES_PER_ARENA {
+        // SAFETY: a is the arena's record (registered, so live forever); its cells are
+        // atomics, so a reader without the lock still holding it sees old values or zeros.
+        unsafe {
+            (*a).spans[i].store(ptr::null_mut(), Ordering::Relaxed);
+            (*a).pageinfo[i].store(0, Ordering::Relaxed);
+        }
     }
     a
 }
@@ -261,13 +286,15 @@ pub unsafe fn set_span(addr: usize, s: *mut MSpan) {
     unsafe { (*a).spans[page_in_arena(addr)].store(s, Ordering::Relaxed) };
 }
 
-/// Calls `f(arena, first page index, count)` for each arena-sized piece of the `npages`
-/// pages from `start`: one index lookup per arena instead of one per page.
+/// Calls `f(arena, page index)` for each of the `npages` pages from `start`: one index
+/// lookup per arena instead of one per page. The record is passed as a pointer and its
+/// cells are reached one by one, never through a reference to the whole record (Miri
+/// would retag each of its 16K cells at every call).
 ///
 /// # Safety
 /// Every page of the range lies in a registered arena.
 #[inline]
-unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(&HeapArena, usize, usize)) {
+unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(*mut HeapArena, usize)) {
     let mut addr = start;
     let mut left = npages;
     while left > 0 {
@@ -275,9 +302,9 @@ unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(&HeapArena, u
         debug_assert!(!a.is_null());
         let i = page_in_arena(addr);
         let n = left.min(PAGES_PER_ARENA - i);
-        // SAFETY: addr's arena is registered (the contract), so a is its live record,
-        // whose cells are atomics that a shared reference may store to.
-        f(unsafe { &*a }, i, n);
+        for k in i..i + n {
+            f(a, k);
+        }
         addr += n << PAGE_SHIFT;
         left -= n;
     }
@@ -292,20 +319,17 @@ unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(&HeapArena, u
 pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
     // The index in the span of the next page.
     let mut index = 0u16;
-    // SAFETY: every page of the range is in a registered arena (the contract).
+    // SAFETY: every page of the range is in a registered arena (the contract), and
+    // for_pages passes each one's live record and index below PAGES_PER_ARENA.
     unsafe {
-        for_pages(start, npages, |a, first, n| {
-            for e in &a.spans[first..first + n] {
-                e.store(s, Ordering::Relaxed);
-            }
+        for_pages(start, npages, |a, i| {
+            (*a).spans[i].store(s, Ordering::Relaxed);
             if class != 0 {
-                for e in &a.pageinfo[first..first + n] {
-                    e.store(
-                        (class as u16) << INFO_CLASS_SHIFT | index << INFO_PAGE_SHIFT,
-                        Ordering::Relaxed,
-                    );
-                    index += 1;
-                }
+                (*a).pageinfo[i].store(
+                    (class as u16) << INFO_CLASS_SHIFT | index << INFO_PAGE_SHIFT,
+                    Ordering::Relaxed,
+                );
+                index += 1;
             }
         });
     }
@@ -320,12 +344,11 @@ pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
 /// # Safety
 /// As `set_range`.
 pub unsafe fn clear_info(start: usize, npages: usize) {
-    // SAFETY: every page of the range is in a registered arena (the contract).
+    // SAFETY: every page of the range is in a registered arena (the contract), and
+    // for_pages passes each one's live record and index below PAGES_PER_ARENA.
     unsafe {
-        for_pages(start, npages, |a, first, n| {
-            for e in &a.pageinfo[first..first + n] {
-                e.store(0, Ordering::Relaxed);
-            }
+        for_pages(start, npages, |a, i| {
+            (*a).pageinfo[i].store(0, Ordering::Relaxed);
         })
     };
 }
