@@ -97,30 +97,10 @@ pub fn arena_of(addr: usize) -> *mut HeapArena {
     }
 }
 
-/// `addr >> ARENA_SHIFT`, computed where the optimizer cannot see it: otherwise it turns
-/// the bound check on the index into a test of `addr >> 48` and shifts `addr` a second
-/// time for the index (one instruction more on `free`'s fast path).
+/// The index of the arena holding `addr`.
 #[inline(always)]
 fn arena_index(addr: usize) -> usize {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    {
-        let i: usize;
-        // SAFETY: a shift of a register: it touches no memory and no stack, and the flags
-        // it changes are not declared preserved.
-        unsafe {
-            core::arch::asm!(
-                "shr {i}, {s}",
-                s = const ARENA_SHIFT,
-                i = inout(reg) addr => i,
-                options(pure, nomem, nostack),
-            );
-        }
-        i
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    {
-        addr >> ARENA_SHIFT
-    }
+    addr >> ARENA_SHIFT
 }
 
 #[inline(always)]
@@ -163,33 +143,8 @@ pub fn page_info(addr: usize) -> usize {
     if a.is_null() {
         return 0;
     }
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    {
-        // A relaxed atomic load of the u16, written as one `movzx`: through `AtomicU16`
-        // the optimizer zero-extends the loaded word a second time after `free`'s test
-        // for 0 (one instruction more on the fast path).
-        let info: usize;
-        // SAFETY: a is a live arena record (records are never freed) and the index is
-        // below PAGES_PER_ARENA, so the asm reads 2 aligned bytes of `pageinfo`; an
-        // aligned 2-byte load is single-copy atomic on x86-64, as
-        // `AtomicU16::load(Relaxed)` is. It writes no memory, no stack and no flags.
-        unsafe {
-            core::arch::asm!(
-                "movzx {v:e}, word ptr [{a} + {i} * 2 + {off}]",
-                a = in(reg) a,
-                i = in(reg) page_in_arena(addr),
-                off = const core::mem::offset_of!(HeapArena, pageinfo),
-                v = lateout(reg) info,
-                options(pure, readonly, nostack, preserves_flags),
-            );
-        }
-        info
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    {
-        // SAFETY: a is a live arena record (records are never freed).
-        unsafe { (*a).pageinfo[page_in_arena(addr)].load(Ordering::Relaxed) as usize }
-    }
+    // SAFETY: a is a live arena record (records are never freed).
+    unsafe { (*a).pageinfo[page_in_arena(addr)].load(Ordering::Relaxed) as usize }
 }
 
 /// The size class of the Small span holding `addr`, or 0 (see `page_info`).
