@@ -789,7 +789,11 @@ impl MCache {
         }
         // Set first: pthread_setspecific may itself call malloc (keys past the first block).
         self.registered = true;
-        let me: *mut MCache = self;
+        // The slot's pointer, not one derived from `self`: `thread_exit` uses the key's
+        // value after many later `&mut` borrows of the cache, which would invalidate a
+        // pointer derived from this one (Miri reports it under Stacked Borrows).
+        let me = cache();
+        debug_assert!(ptr::eq(me, self));
         // SAFETY: the key was created by init; the value is this thread's cache.
         unsafe { libc::pthread_setspecific(CACHE_KEY.load(Ordering::Acquire), me as *const _) };
     }
