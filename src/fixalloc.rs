@@ -6,6 +6,9 @@
 //!
 //! A `FixAlloc` has no lock of its own: its owner's lock guards it.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use crate::os;
 use core::ptr;
 
@@ -49,9 +52,13 @@ impl FixAlloc {
     pub unsafe fn alloc(&mut self) -> *mut u8 {
         let p = if !self.free_list.is_null() {
             let l = self.free_list;
-            self.free_list = (*l).next;
             let p = l as *mut u8;
-            p.write_bytes(0, self.size);
+            // SAFETY: l is an object of ours that `free` put on the list, `size` bytes
+            // that no one else uses; the owner's lock (the contract) keeps the list ours.
+            unsafe {
+                self.free_list = (*l).next;
+                p.write_bytes(0, self.size);
+            }
             p
         } else {
             if self.chunk_left < self.size {
@@ -65,7 +72,9 @@ impl FixAlloc {
             }
             // Fresh chunk memory is zero already.
             let p = self.chunk;
-            self.chunk = self.chunk.add(self.size);
+            // SAFETY: chunk_left >= size bytes remain in the chunk, so the result is at most
+            // one past its end.
+            self.chunk = unsafe { self.chunk.add(self.size) };
             self.chunk_left -= self.size;
             p
         };
@@ -79,7 +88,9 @@ impl FixAlloc {
     /// The owner's lock is held; `p` came from `alloc` of this allocator and is not used again.
     pub unsafe fn free(&mut self, p: *mut u8) {
         let l = p as *mut Link;
-        (*l).next = self.free_list;
+        // SAFETY: p is an object of this allocator (at least a pointer's size, 8-aligned)
+        // that the caller gives up, so its first word is ours to write.
+        unsafe { (*l).next = self.free_list };
         self.free_list = l;
         self.inuse -= self.size;
     }

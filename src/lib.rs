@@ -156,6 +156,8 @@
 //! | released | a free span's pages went back to the OS (`HeapReleased`) |
 
 #![cfg_attr(not(test), no_std)]
+// The thread-cache slot's twin under Miri, which runs no assembly (see mcache.rs).
+#![cfg_attr(miri, feature(thread_local))]
 #![allow(clippy::missing_safety_doc)]
 
 /// An invariant check for `validate()` code, which runs under allocator locks: a failure

@@ -195,7 +195,7 @@ static EXITED: EmptyCache = EmptyCache(MCache::new());
 // library still fits in glibc's surplus of static TLS. Its initial value, `&EMPTY`, is
 // relocated by the loader before the TLS image is copied to each thread, so the fast
 // paths never test it for null.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 core::arch::global_asm!(
     ".pushsection .tdata,\"awT\",@progbits",
     ".p2align 3",
@@ -210,7 +210,7 @@ core::arch::global_asm!(
     ".popsection",
     empty = sym EMPTY,
 );
-#[cfg(target_arch = "aarch64")]
+#[cfg(all(target_arch = "aarch64", not(miri)))]
 core::arch::global_asm!(
     ".pushsection .tdata,\"awT\",%progbits",
     ".p2align 3",
@@ -231,13 +231,23 @@ compile_error!(
     "goalloc supports Linux on x86_64 and aarch64 only: its thread-cache slot and \
      operator new are written in their assembly"
 );
+// Miri runs no assembly: there the slot is a `#[thread_local]` static, which Miri
+// emulates per thread, with the same initial value.
+#[cfg(miri)]
+#[thread_local]
+static mut MIRI_SLOT: *mut MCache = &raw const EMPTY.0 as *mut MCache;
 
 /// This thread's cache, or `EMPTY` before the thread's first slow path.
 #[inline(always)]
 fn cache() -> *mut MCache {
     let p: *mut MCache;
+    // SAFETY: reads this thread's own slot, which only this thread writes.
+    #[cfg(miri)]
+    unsafe {
+        p = MIRI_SLOT;
+    }
     // SAFETY: reads the 8-byte slot defined above in this thread's static TLS block.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     unsafe {
         core::arch::asm!(
             "mov {p}, qword ptr [rip + goalloc_tls_mcache@GOTTPOFF]",
@@ -247,7 +257,7 @@ fn cache() -> *mut MCache {
         );
     }
     // SAFETY: as above: the slot's offset from the thread pointer comes from the GOT.
-    #[cfg(target_arch = "aarch64")]
+    #[cfg(all(target_arch = "aarch64", not(miri)))]
     unsafe {
         core::arch::asm!(
             "adrp {p}, :gottprel:goalloc_tls_mcache",
@@ -264,8 +274,13 @@ fn cache() -> *mut MCache {
 
 /// Points this thread's slot at `p`.
 fn set_slot(p: *const MCache) {
+    // SAFETY: writes this thread's own slot, which no other thread reads.
+    #[cfg(miri)]
+    unsafe {
+        MIRI_SLOT = p as *mut MCache;
+    }
     // SAFETY: writes this thread's own slot, defined above.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     unsafe {
         core::arch::asm!(
             "mov {t}, qword ptr [rip + goalloc_tls_mcache@GOTTPOFF]",
@@ -276,7 +291,7 @@ fn set_slot(p: *const MCache) {
         );
     }
     // SAFETY: as above.
-    #[cfg(target_arch = "aarch64")]
+    #[cfg(all(target_arch = "aarch64", not(miri)))]
     unsafe {
         core::arch::asm!(
             "adrp {t}, :gottprel:goalloc_tls_mcache",
@@ -743,7 +758,11 @@ impl MCache {
         }
         // Set first: pthread_setspecific may itself call malloc (keys past the first block).
         self.registered = true;
-        let me: *mut MCache = self;
+        // The slot's pointer, not one derived from `self`: `thread_exit` uses the key's
+        // value after many later `&mut` borrows of the cache, which would invalidate a
+        // pointer derived from this one (Miri reports it under Stacked Borrows).
+        let me = cache();
+        debug_assert!(ptr::eq(me, self));
         // SAFETY: the key was created by init; the value is this thread's cache.
         unsafe { libc::pthread_setspecific(key, me as *const _) };
     }

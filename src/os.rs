@@ -18,6 +18,15 @@
 //!
 //! Every function here keeps `errno` as it found it: they run inside `malloc` and `free`,
 //! whose callers may be inspecting `errno`.
+//!
+//! Under Miri, which maps only whole read-write anonymous regions and unmaps only whole
+//! mappings, the transitions keep their meaning for the heap without the system calls:
+//! Reserved is an aligned allocation of uninitialised bytes (`posix_memalign`), Ready
+//! writes zeros, Released by `DontNeed` writes zeros, and None leaves the range allocated
+//! (nothing reuses it; run Miri with `-Zmiri-ignore-leaks`).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use core::ptr;
 
@@ -50,8 +59,21 @@ impl Drop for ErrnoGuard {
 /// is a multiple of the OS page size). `hints` are where we would like it, best first (to
 /// keep arenas contiguous, or where there is room when address space is short); they are
 /// wishes, not demands. Returns null when the address space is exhausted.
+// Under Miri the twin returns first.
+#[cfg_attr(miri, allow(unreachable_code))]
 pub fn reserve(size: usize, align: usize, hints: &[usize]) -> *mut u8 {
     let _e = ErrnoGuard::new();
+    #[cfg(miri)]
+    {
+        let _ = hints;
+        let mut p = ptr::null_mut();
+        // SAFETY: p is a valid out-parameter; align is a power of two and a multiple of
+        // the pointer size.
+        if unsafe { libc::posix_memalign(&mut p, align, size) } != 0 {
+            return ptr::null_mut();
+        }
+        return p as *mut u8;
+    }
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
     for &hint in hints {
         if hint == 0 || !hint.is_multiple_of(align) {
@@ -127,16 +149,28 @@ fn reserve_exact(size: usize, align: usize) -> *mut u8 {
 ///
 /// # Safety
 /// `v..v+size` is Reserved address space owned by the caller.
+// Under Miri the twin returns first.
+#[cfg_attr(miri, allow(unreachable_code))]
 pub unsafe fn map(v: *mut u8, size: usize) -> bool {
     let _e = ErrnoGuard::new();
-    let p = libc::mmap(
-        v as *mut _,
-        size,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-        -1,
-        0,
-    );
+    #[cfg(miri)]
+    {
+        // SAFETY: v..v+size is ours (the contract), inside an allocation of `reserve`.
+        unsafe { v.write_bytes(0, size) };
+        return true;
+    }
+    // SAFETY: MAP_FIXED replaces only v..v+size, Reserved address space of the caller's
+    // (the contract), which nothing else maps or uses.
+    let p = unsafe {
+        libc::mmap(
+            v as *mut _,
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
     p != libc::MAP_FAILED
 }
 
@@ -151,6 +185,8 @@ pub unsafe fn map(v: *mut u8, size: usize) -> bool {
 ///
 /// # Safety
 /// `v..v+size` is page-aligned Ready memory that no one uses until it is handed out again.
+// Under Miri the twin returns first.
+#[cfg_attr(miri, allow(unreachable_code))]
 pub unsafe fn release(v: *mut u8, size: usize, mode: ReleaseMode) -> bool {
     let _e = ErrnoGuard::new();
     let (start, len) = os_pages_within(v as usize, size, page_size());
@@ -158,19 +194,32 @@ pub unsafe fn release(v: *mut u8, size: usize, mode: ReleaseMode) -> bool {
         return false;
     }
     let whole = len == size;
-    let v = start as *mut libc::c_void;
-    match mode {
-        ReleaseMode::DontNeed => {
-            libc::madvise(v, len, libc::MADV_DONTNEED);
-            whole
+    #[cfg(miri)]
+    {
+        if mode == ReleaseMode::DontNeed {
+            // SAFETY: start..start+len lies inside v..v+size, the caller's.
+            unsafe { v.add(start - v as usize).write_bytes(0, len) };
+            return whole;
         }
-        ReleaseMode::Free => {
-            if libc::madvise(v, len, libc::MADV_FREE) != 0 {
-                // Kernels before 4.5 lack MADV_FREE.
+        return false;
+    }
+    let v = start as *mut libc::c_void;
+    // SAFETY: start..start+len lies inside v..v+size, Ready memory that no one uses (the
+    // contract): dropping or zeroing its contents harms no one.
+    unsafe {
+        match mode {
+            ReleaseMode::DontNeed => {
                 libc::madvise(v, len, libc::MADV_DONTNEED);
-                return whole;
+                whole
             }
-            false
+            ReleaseMode::Free => {
+                if libc::madvise(v, len, libc::MADV_FREE) != 0 {
+                    // Kernels before 4.5 lack MADV_FREE.
+                    libc::madvise(v, len, libc::MADV_DONTNEED);
+                    return whole;
+                }
+                false
+            }
         }
     }
 }
@@ -208,7 +257,13 @@ pub unsafe fn used(_v: *mut u8, _size: usize) {}
 /// `v..v+size` is a mapping owned by the caller that no one will touch again.
 pub unsafe fn free(v: *mut u8, size: usize) {
     let _e = ErrnoGuard::new();
-    libc::munmap(v as *mut _, size);
+    // SAFETY: the caller's mapping, which no one touches again (the contract).
+    #[cfg(not(miri))]
+    unsafe {
+        libc::munmap(v as *mut _, size)
+    };
+    #[cfg(miri)]
+    let _ = (v, size);
 }
 
 /// None → Ready, for metadata (spans, arena records): zeroed memory, page-aligned.

@@ -2,18 +2,23 @@
 //!
 //! As Go's `mheap.arenas` on linux/amd64: a flat index of 2^22 entries, one per 64 MiB
 //! arena (`addr >> 26`), each pointing to the arena's `HeapArena` record, which holds a
-//! span pointer and a size-class byte per 8 KiB page. The index is a 32 MiB static in
+//! span pointer and a 2-byte page-info word (size class and index of the page in its
+//! span) per 8 KiB page. The index is a 32 MiB static in
 //! `.bss`, as Go's is: zero pages that cost no memory until an entry is written, and only
 //! the entries of arenas we use ever are. Being a static, its address is a constant of
 //! the code, not a pointer to load and test.
 //!
 //! "Is this pointer ours, and of which class?" is two dependent loads: the arena record,
-//! then the page's class byte. Entries are written under the heap lock and read without
+//! then the page's info word. Entries are written under the heap lock and read without
 //! it; a reader looks only at pages whose pointers the program got from us, so the
 //! program's own synchronisation orders the write before the read.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use crate::sizeclass::PAGE_SHIFT;
 use crate::span::MSpan;
+use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU16, Ordering};
 
@@ -33,16 +38,16 @@ pub const ARENA_INDEX_LEN: usize = 1 << (ADDR_BITS - ARENA_SHIFT);
 /// Metadata for one arena, kept outside it.
 #[repr(C)]
 pub struct HeapArena {
-    /// The span owning each page: every page of an in-use span, the first and last page of
-    /// a free span. Interior pages of a free span may keep a stale pointer (see
-    /// `clear_info`); pages never used are null.
+    /// The span owning each page, for every page of an in-use span and the first and last
+    /// page of a free span. An interior page of a free span is not kept up to date: it is
+    /// null if it never was in a span, else it still names the span it was last in (see
+    /// `clear_info`), which may since have been freed, merged or reused for other pages.
     pub spans: [AtomicPtr<MSpan>; PAGES_PER_ARENA],
     /// For each page of a Small span, its info word (see `page_info`): the size class and
     /// the page's index within the span, so that `free` can check an object's offset
     /// without loading the span. 0 for every other page. Two bytes a page, so that one
-    /// cache line covers 256 KiB of heap: in `random` (a heap of about 120 MiB, freed in
-    /// random order), the load of this word missed the simulated 512 KiB LL 32k times
-    /// under cachegrind, against 69k with four bytes.
+    /// cache line covers 256 KiB of heap: in a large heap freed in random order, `free`'s
+    /// load of this word misses the cache about half as often as with four bytes.
     pub pageinfo: [AtomicU16; PAGES_PER_ARENA],
     /// mheap's bookkeeping, under the heap lock: the arena's base address; how many of its
     /// pages, from the base, are reserved (all, except in the last arena of a reservation
@@ -55,42 +60,47 @@ pub struct HeapArena {
     pub free_pages: usize,
 }
 
-static ARENA_INDEX: [AtomicPtr<HeapArena>; ARENA_INDEX_LEN] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; ARENA_INDEX_LEN];
+/// The arena index, in one `UnsafeCell` around the array of atomics: Miri checks every
+/// reference to a static when the code reads the static, looking for the `UnsafeCell`s
+/// inside it, which for a bare array of 2^22 atomics took it seconds per lookup. One
+/// outer cell stops that search at the top; the code reads only the atomics.
+struct ArenaIndex(UnsafeCell<[AtomicPtr<HeapArena>; ARENA_INDEX_LEN]>);
+// SAFETY: only the atomics inside are ever accessed (see `entry`).
+unsafe impl Sync for ArenaIndex {}
+
+static ARENA_INDEX: ArenaIndex = ArenaIndex(UnsafeCell::new(
+    [const { AtomicPtr::new(ptr::null_mut()) }; ARENA_INDEX_LEN],
+));
+
+impl ArenaIndex {
+    /// The entry of arena `i`.
+    ///
+    /// # Safety
+    /// `i < ARENA_INDEX_LEN`.
+    #[inline(always)]
+    unsafe fn entry(&self, i: usize) -> &AtomicPtr<HeapArena> {
+        // SAFETY: i is in bounds (the contract); the cell's contents are only ever
+        // reached as shared references to its atomics, so this one aliases no `&mut`.
+        unsafe { &*self.0.get().cast::<AtomicPtr<HeapArena>>().add(i) }
+    }
+}
 
 /// The record of the arena holding `addr`, or null when no arena of ours holds it.
 #[inline(always)]
 pub fn arena_of(addr: usize) -> *mut HeapArena {
-    match ARENA_INDEX.get(arena_index(addr)) {
-        Some(entry) => entry.load(Ordering::Acquire),
-        None => ptr::null_mut(),
+    let i = arena_index(addr);
+    if i < ARENA_INDEX_LEN {
+        // SAFETY: i is in bounds.
+        unsafe { ARENA_INDEX.entry(i) }.load(Ordering::Acquire)
+    } else {
+        ptr::null_mut()
     }
 }
 
-/// `addr >> ARENA_SHIFT`, computed where the optimizer cannot see it: otherwise it turns
-/// the bound check on the index into a test of `addr >> 48` and shifts `addr` a second
-/// time for the index (one instruction more on `free`'s fast path).
+/// The index of the arena holding `addr`.
 #[inline(always)]
 fn arena_index(addr: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let i: usize;
-        // SAFETY: a shift of a register: it touches no memory and no stack, and the flags
-        // it changes are not declared preserved.
-        unsafe {
-            core::arch::asm!(
-                "shr {i}, {s}",
-                s = const ARENA_SHIFT,
-                i = inout(reg) addr => i,
-                options(pure, nomem, nostack),
-            );
-        }
-        i
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        addr >> ARENA_SHIFT
-    }
+    addr >> ARENA_SHIFT
 }
 
 #[inline(always)]
@@ -133,33 +143,8 @@ pub fn page_info(addr: usize) -> usize {
     if a.is_null() {
         return 0;
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        // A relaxed atomic load of the u16, written as one `movzx`: through `AtomicU16`
-        // the optimizer zero-extends the loaded word a second time after `free`'s test
-        // for 0 (one instruction more on the fast path).
-        let info: usize;
-        // SAFETY: a is a live arena record (records are never freed) and the index is
-        // below PAGES_PER_ARENA, so the asm reads 2 aligned bytes of `pageinfo`; an
-        // aligned 2-byte load is single-copy atomic on x86-64, as
-        // `AtomicU16::load(Relaxed)` is. It writes no memory, no stack and no flags.
-        unsafe {
-            core::arch::asm!(
-                "movzx {v:e}, word ptr [{a} + {i} * 2 + {off}]",
-                a = in(reg) a,
-                i = in(reg) page_in_arena(addr),
-                off = const core::mem::offset_of!(HeapArena, pageinfo),
-                v = lateout(reg) info,
-                options(pure, readonly, nostack, preserves_flags),
-            );
-        }
-        info
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        // SAFETY: a is a live arena record (records are never freed).
-        unsafe { (*a).pageinfo[page_in_arena(addr)].load(Ordering::Relaxed) as usize }
-    }
+    // SAFETY: a is a live arena record (records are never freed).
+    unsafe { (*a).pageinfo[page_in_arena(addr)].load(Ordering::Relaxed) as usize }
 }
 
 /// The size class of the Small span holding `addr`, or 0 (see `page_info`).
@@ -216,7 +201,9 @@ pub fn span_of(addr: usize) -> *mut MSpan {
 /// The heap lock is held, `base` is arena-aligned and below 2^48, and `meta` is a
 /// `HeapArena` that lives forever, whose `spans` and `pageinfo` are all zero.
 pub unsafe fn register_arena(base: usize, meta: *mut HeapArena) {
-    ARENA_INDEX[base >> ARENA_SHIFT].store(meta, Ordering::Release);
+    debug_assert!(base >> ARENA_SHIFT < ARENA_INDEX_LEN);
+    // SAFETY: base is below 2^48 (the contract), so its index is in bounds.
+    unsafe { ARENA_INDEX.entry(base >> ARENA_SHIFT) }.store(meta, Ordering::Release);
 }
 
 /// Unregisters the arena at `base`: its addresses are no longer ours. Its record is
@@ -227,13 +214,17 @@ pub unsafe fn register_arena(base: usize, meta: *mut HeapArena) {
 /// The heap lock is held, `base` is a registered arena, and none of its pages is in a
 /// span.
 pub unsafe fn unregister_arena(base: usize) -> *mut HeapArena {
-    let a = ARENA_INDEX[base >> ARENA_SHIFT].swap(ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: a registered arena's index is in bounds.
+    let a =
+        unsafe { ARENA_INDEX.entry(base >> ARENA_SHIFT) }.swap(ptr::null_mut(), Ordering::AcqRel);
     debug_assert!(!a.is_null());
-    for e in &(*a).spans {
-        e.store(ptr::null_mut(), Ordering::Relaxed);
-    }
-    for e in &(*a).pageinfo {
-        e.store(0, Ordering::Relaxed);
+    for i in 0..PAGES_PER_ARENA {
+        // SAFETY: a is the arena's record (registered, so live forever); its cells are
+        // atomics, so a reader without the lock still holding it sees old values or zeros.
+        unsafe {
+            (*a).spans[i].store(ptr::null_mut(), Ordering::Relaxed);
+            (*a).pageinfo[i].store(0, Ordering::Relaxed);
+        }
     }
     a
 }
@@ -246,16 +237,19 @@ pub unsafe fn unregister_arena(base: usize) -> *mut HeapArena {
 pub unsafe fn set_span(addr: usize, s: *mut MSpan) {
     let a = arena_of(addr);
     debug_assert!(!a.is_null());
-    (*a).spans[page_in_arena(addr)].store(s, Ordering::Relaxed);
+    // SAFETY: addr's arena is registered (the contract), so a is its live record.
+    unsafe { (*a).spans[page_in_arena(addr)].store(s, Ordering::Relaxed) };
 }
 
-/// Calls `f(arena, first page index, count)` for each arena-sized piece of the `npages`
-/// pages from `start`: one index lookup per arena instead of one per page.
+/// Calls `f(arena, page index)` for each of the `npages` pages from `start`: one index
+/// lookup per arena instead of one per page. The record is passed as a pointer and its
+/// cells are reached one by one, never through a reference to the whole record (Miri
+/// would retag each of its 16K cells at every call).
 ///
 /// # Safety
 /// Every page of the range lies in a registered arena.
 #[inline]
-unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(&HeapArena, usize, usize)) {
+unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(*mut HeapArena, usize)) {
     let mut addr = start;
     let mut left = npages;
     while left > 0 {
@@ -263,7 +257,9 @@ unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(&HeapArena, u
         debug_assert!(!a.is_null());
         let i = page_in_arena(addr);
         let n = left.min(PAGES_PER_ARENA - i);
-        f(&*a, i, n);
+        for k in i..i + n {
+            f(a, k);
+        }
         addr += n << PAGE_SHIFT;
         left -= n;
     }
@@ -278,35 +274,38 @@ unsafe fn for_pages(start: usize, npages: usize, mut f: impl FnMut(&HeapArena, u
 pub unsafe fn set_range(start: usize, npages: usize, s: *mut MSpan, class: u8) {
     // The index in the span of the next page.
     let mut index = 0u16;
-    for_pages(start, npages, |a, first, n| {
-        for e in &a.spans[first..first + n] {
-            e.store(s, Ordering::Relaxed);
-        }
-        if class != 0 {
-            for e in &a.pageinfo[first..first + n] {
-                e.store(
+    // SAFETY: every page of the range is in a registered arena (the contract), and
+    // for_pages passes each one's live record and index below PAGES_PER_ARENA.
+    unsafe {
+        for_pages(start, npages, |a, i| {
+            (*a).spans[i].store(s, Ordering::Relaxed);
+            if class != 0 {
+                (*a).pageinfo[i].store(
                     (class as u16) << INFO_CLASS_SHIFT | index << INFO_PAGE_SHIFT,
                     Ordering::Relaxed,
                 );
                 index += 1;
             }
-        }
-    });
+        });
+    }
 }
 
 /// Sets the info word of every page of `npages` from `start` to 0 (a Small span is being
-/// freed). The span pointers of interior pages are left as they are: only the end pages
-/// of a free span are read, and a stale interior pointer names a span that no longer
-/// starts there, which `free` reports as a bad pointer all the same.
+/// freed). The span pointers of interior pages are left as they are, stale, not null:
+/// mheap reads only the end pages of a free span, and `free` of a pointer inside one finds
+/// info 0 and a span that is not a Large span starting there (a span that did start there
+/// would own the page), so it reports a bad pointer all the same.
 ///
 /// # Safety
 /// As `set_range`.
 pub unsafe fn clear_info(start: usize, npages: usize) {
-    for_pages(start, npages, |a, first, n| {
-        for e in &a.pageinfo[first..first + n] {
-            e.store(0, Ordering::Relaxed);
-        }
-    });
+    // SAFETY: every page of the range is in a registered arena (the contract), and
+    // for_pages passes each one's live record and index below PAGES_PER_ARENA.
+    unsafe {
+        for_pages(start, npages, |a, i| {
+            (*a).pageinfo[i].store(0, Ordering::Relaxed);
+        })
+    };
 }
 
 /// Bytes of metadata per arena.

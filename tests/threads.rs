@@ -17,7 +17,8 @@ struct Obj {
 #[test]
 fn ring_of_threads_frees_each_others_objects() {
     const THREADS: usize = 4;
-    const ROUNDS: usize = 40_000;
+    // Under Miri, which interprets every step, fewer rounds (still many batches each way).
+    const ROUNDS: usize = if cfg!(miri) { 600 } else { 40_000 };
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..THREADS).map(|_| mpsc::channel::<Vec<Obj>>()).unzip();
     let mut handles = Vec::new();
     for (i, rx) in rxs.into_iter().enumerate() {
@@ -112,13 +113,19 @@ fn ring_of_threads_frees_each_others_objects() {
 #[test]
 fn exiting_threads_return_their_caches() {
     let before = goalloc::testing::mheap::HEAP.stats();
-    for wave in 0..40 {
-        let hs: Vec<_> = (0..50)
+    // Under Miri, fewer and smaller waves.
+    let (waves, threads, objects) = if cfg!(miri) {
+        (2, 4, 100)
+    } else {
+        (40, 50, 300)
+    };
+    for wave in 0..waves {
+        let hs: Vec<_> = (0..threads)
             .map(|t| {
                 thread::spawn(move || {
                     let mut rng = Rng::new((wave * 100 + t) as u64);
                     let mut v = Vec::new();
-                    for _ in 0..300 {
+                    for _ in 0..objects {
                         let len = rng.size(2048);
                         v.push(unsafe { goalloc::malloc(len) } as usize);
                     }
@@ -163,7 +170,7 @@ fn release_races_with_allocation() {
             thread::spawn(move || {
                 let mut rng = Rng::new(77 + t);
                 let mut live: Vec<(usize, usize, u64)> = Vec::new();
-                for i in 0..4000u64 {
+                for i in 0..if cfg!(miri) { 150 } else { 4000u64 } {
                     let len = if rng.below(3) == 0 {
                         32768 + rng.size(4 << 20)
                     } else {
