@@ -20,9 +20,6 @@
 //! The default paths pay nothing for checked mode: it only changes the limits that send
 //! every operation to the slow paths.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use crate::options;
 use crate::os;
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -20,10 +20,6 @@
 //! `posix_memalign` returns its error, and sets `errno` too for `ENOMEM` (not for
 //! `EINVAL`), as glibc's does.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-#![warn(clippy::missing_safety_doc)]
-
 use core::ffi::{c_char, c_void};
 use core::ptr;
 

@@ -6,9 +6,6 @@
 //!
 //! A `FixAlloc` has no lock of its own: its owner's lock guards it.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use crate::os;
 use core::ptr;
 

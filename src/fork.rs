@@ -53,10 +53,6 @@
 //! outermost fork's handlers do the work. Signals are blocked while a handler takes or
 //! releases the locks, so the count and the locks always agree when a signal lands.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-#![warn(clippy::missing_safety_doc)]
-
 use crate::mcache;
 use crate::mcentral::CENTRAL;
 use crate::mheap::HEAP;

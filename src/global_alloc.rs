@@ -15,9 +15,6 @@
 //! layout of at most 8 bytes and alignment gets the 8-byte class, which C's `malloc`
 //! never uses (its pointers are all 16-byte aligned): Rust states the alignment it needs.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use crate::mcache;
 use crate::sizeclass::{size_to_class_8, MAX_SMALL_SIZE};
 use core::alloc::{GlobalAlloc, Layout};

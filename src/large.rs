@@ -21,9 +21,6 @@
 //! structures that mcache and mheap hold; their methods call only mheap (`LargeCache`
 //! gives spans back to it) or nothing (`SpanCache`, whose holder does the rest).
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use crate::mheap::HEAP;
 use crate::sizeclass::PAGE_SIZE;
 use crate::span::{MSpan, SpanState};

@@ -158,7 +158,12 @@
 #![cfg_attr(not(test), no_std)]
 // The thread-cache slot's twin under Miri, which runs no assembly (see mcache.rs).
 #![cfg_attr(miri, feature(thread_local))]
-#![allow(clippy::missing_safety_doc)]
+// Every unsafe operation sits in an `unsafe {}` block with a SAFETY line saying why it is
+// sound, also inside `unsafe fn` (Rust 2024's default), and every public `unsafe fn` says
+// what its caller must ensure.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::missing_safety_doc)]
 
 /// An invariant check for `validate()` code, which runs under allocator locks: a failure
 /// ends the process with one `goalloc:` line instead of panicking, because the panic

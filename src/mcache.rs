@@ -22,9 +22,6 @@
 //! so that threads that start on a class together do not get neighbours in one line and
 //! slow each other down with false sharing.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use crate::fixalloc::FixAlloc;
 use crate::large::LargeCache;
 use crate::mcentral::CENTRAL;

@@ -11,9 +11,6 @@
 //! waiting for the heap (which may be mapping memory) holds up no one else's class. Only
 //! `fork` holds several: every class's lock, then mheap's (the order of `lib.rs`).
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use crate::checked;
 use crate::mheap::HEAP;
 use crate::os;

@@ -16,9 +16,6 @@
 //! Lock order: an mcentral lock may be held while taking `MHeap.lock`, never the reverse.
 //! The `*_locked` functions, as every `HeapInner` function, require `MHeap.lock`.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use crate::fixalloc::FixAlloc;
 use crate::large::SpanCache;
 use crate::os;

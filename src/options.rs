@@ -10,10 +10,6 @@
 //! entry point it comes from: a program whose first call is a bad `free` gets the
 //! `GOALLOC_INVALID_FREE` it asked for, and `GOALLOC_VERBOSE` prints for it.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-#![warn(clippy::missing_safety_doc)]
-
 use crate::os;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

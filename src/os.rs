@@ -25,9 +25,6 @@
 //! writes zeros, Released by `DontNeed` writes zeros, and None leaves the range allocated
 //! (nothing reuses it; run Miri with `-Zmiri-ignore-leaks`).
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use core::ptr;
 
 /// How `release` returns pages to the OS.

@@ -13,9 +13,6 @@
 //! it; a reader looks only at pages whose pointers the program got from us, so the
 //! program's own synchronisation orders the write before the read.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use crate::sizeclass::PAGE_SHIFT;
 use crate::span::MSpan;
 use core::cell::UnsafeCell;

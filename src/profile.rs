@@ -51,10 +51,6 @@
 //! (avg: the line's bytes per object), as Go scales its own. The profile is written at
 //! exit, by `goalloc_profile_dump` (`dump`), and on `GOALLOC_PROFILE_SIGNAL`.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-#![warn(clippy::missing_safety_doc)]
-
 use crate::mheap::HEAP;
 use crate::options;
 use crate::os;

@@ -9,10 +9,6 @@
 //! names of `goalloc_mem_stats`, in the text report as in the JSON one, which is the same
 //! report as one object on one line.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-#![warn(clippy::missing_safety_doc)]
-
 use crate::options;
 use crate::os;
 use crate::sizeclass::NUM_CLASSES;

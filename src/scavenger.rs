@@ -28,9 +28,6 @@
 //! goal. Calls go downward only: the slow paths call `poll`, the scavenger calls mheap and
 //! os, and mheap never calls the scavenger. A forked child starts its own when it needs one.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use crate::mheap::{MHeap, Scavenged, HEAP};
 use crate::options;
 use crate::os::ReleaseMode;

@@ -12,9 +12,6 @@
 //! cutting the span into objects) is at most 1/8 of the span; then each size is raised to
 //! the largest that still fits the same number of objects in those pages.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 /// log2 of the page size.
 pub const PAGE_SHIFT: usize = 13;
 /// The unit in which mheap manages memory.

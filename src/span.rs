@@ -28,9 +28,6 @@
 //! The state is atomic: a thread moves its own kept spans between Large and Cached
 //! without the heap lock (see `MSpan::state`).
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering};
 

@@ -8,10 +8,6 @@
 //! `GOALLOC_PROFILE` on, a sampled small object has a span of its own and counts as a
 //! large object.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-#![warn(clippy::missing_safety_doc)]
-
 use crate::mcentral::CENTRAL;
 use crate::mheap::HEAP;
 use crate::scavenger;

@@ -12,9 +12,6 @@
 //! plain loads and stores, no read-modify-write: the cost is two counter reads and a few
 //! stores per critical section, and nothing on the paths that take no lock.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
