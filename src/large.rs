@@ -22,7 +22,7 @@
 //! gives spans back to it) or nothing (`SpanCache`, whose holder does the rest).
 
 use crate::mheap::HEAP;
-use crate::sizeclass::PAGE_SIZE;
+use crate::sizeclass::{PAGE_SHIFT, PAGE_SIZE};
 use crate::span::{MSpan, SpanState};
 use crate::{mcache, pagemap, profile, scavenger};
 use core::ptr;
@@ -326,16 +326,18 @@ impl SpanCache {
 }
 
 /// Allocates a large object of `size` bytes (more than 32 KiB), cleared when `zero`;
-/// null when out of memory. The caller has called `crate::init`.
-#[cold]
-#[inline(never)]
+/// null when out of memory. The caller has called `crate::init`. Inlined into that
+/// caller, `crate::alloc_large`, the one out-of-line call of a large `malloc`.
+#[inline(always)]
 pub(crate) fn alloc(size: usize, zero: bool) -> *mut u8 {
     if size > isize::MAX as usize {
         return ptr::null_mut();
     }
-    let npages = size.div_ceil(PAGE_SIZE);
+    // Not div_ceil, whose care for an overflow that size <= isize::MAX rules out costs
+    // four instructions here.
+    let npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
     let mut s = ptr::null_mut();
-    if npages <= LARGE_CACHE_MAX_PAGES {
+    if size <= LARGE_CACHE_MAX_PAGES * PAGE_SIZE {
         // SAFETY: the calling thread's cache, or EMPTY or EXITED (which keep nothing).
         s = unsafe { LargeCache::take(mcache::kept_large(), npages) };
     }
@@ -413,8 +415,9 @@ fn alloc_span_reclaimed(size: usize, align: usize) -> *mut MSpan {
 /// pointer is reported.
 ///
 /// # Safety
-/// `p` is not null; the program no longer uses it.
-#[cold]
+/// `p` is not null; the program no longer uses it. Inlined into its caller,
+/// `crate::free_slow`, the one out-of-line call of a large `free`.
+#[inline(always)]
 pub(crate) unsafe fn free(p: *mut u8, call: &'static str) {
     // SAFETY: any address may be looked up (see span_of).
     let s = unsafe { span_of(p, call) };
@@ -492,39 +495,45 @@ pub(crate) unsafe fn usable_size(p: *mut u8, call: &'static str) -> usize {
 /// The Large span that `p` starts; otherwise `p` is reported as a bad pointer passed to
 /// `call` (e.g. `"free()"`) and the result is null.
 ///
-/// This runs without a lock on pointers the program may not own, so it reads only
-/// atomics: the page map's entries and the span's state, never a plain field of a span
-/// record the heap may be rewriting meanwhile. "`p` starts the span" is told by the page
-/// map too, not by the record's `start`: `p` is page-aligned and the page before it
-/// belongs to another span (every page of a Large span maps to it, and a page before
-/// its start is the end page of another span, which maps to that one, or no span).
+/// This runs without a lock on pointers the program may not own, so it reads the page
+/// map's entry and the span's state, both atomic, before anything else; the record's
+/// plain `start` only once the state said Large, for "`p` starts the span". That read is
+/// no data race: the heap writes `start` only while it owns the record, before the span
+/// becomes Large (allocating it, under the lock) or after it stopped being Large (freed
+/// to the heap, which merges it), and a thread's own kept spans go Large ↔ Cached without
+/// a write of `start`. The acquire load of the state that read Large orders the write of
+/// that Large (a release store, `set_state`) after the last write of `start` before it,
+/// and before this read; a later write of `start` comes only after the span's owner
+/// freed the object, which is to free it at the same time as this call frees a pointer
+/// into it: the program's race on that object, as a double free from two threads is.
+/// (Telling the start by the page map alone, from the page before it, costs a second
+/// lookup on every large free; this costs a compare.)
 ///
 /// For a pointer the program owns, what it reads is exact: the span became Large, and
 /// its pages were mapped to it, before the object reached the program, whose handing of
 /// the pointer to this thread orders those writes before these reads; and nothing else
-/// changes a live object's span. For any other pointer it may read entries and a state
+/// changes a live object's span. For any other pointer it may read an entry and a state
 /// that are being changed (a span split, merged, freed or handed out at that moment):
-/// each value read is whole, and at worst a pointer into a span that was just handed
-/// out to another thread passes as that object's start. Freeing a pointer it does not
-/// own is then the program's race, which no allocator can tell from a correct free.
+/// each value read is whole, and at worst a pointer to a span that was just handed out
+/// to another thread passes as that object's start. Freeing a pointer it does not own is
+/// then the program's race, which no allocator can tell from a correct free.
 ///
 /// # Safety
 /// None beyond the function's: any address may be passed; span records live forever.
+#[inline(always)]
 unsafe fn span_of(p: *mut u8, call: &str) -> *mut MSpan {
     let addr = p as usize;
     let s = pagemap::span_of(addr);
     let what = if s.is_null() {
         "invalid pointer (not allocated by goalloc)"
     } else {
-        // SAFETY: s is a span record, which lives forever; state_of reads its atomic state
-        // alone.
-        match unsafe { MSpan::state_of(s) } {
-            SpanState::Large
-                if addr.is_multiple_of(PAGE_SIZE)
-                    && pagemap::span_of(addr.wrapping_sub(PAGE_SIZE)) != s =>
-            {
-                return s
-            }
+        // SAFETY: s is a span record, which lives forever; state_acquire_of reads its
+        // atomic state alone.
+        match unsafe { MSpan::state_acquire_of(s) } {
+            // SAFETY: the record lives forever and s is Large: see above for why reading
+            // `start` now is no data race. Read through a raw place, not a reference to
+            // the record.
+            SpanState::Large if unsafe { ptr::addr_of!((*s).start).read() } == addr => return s,
             SpanState::Free | SpanState::Releasing | SpanState::Cached => {
                 "double free or invalid pointer"
             }

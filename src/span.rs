@@ -127,11 +127,26 @@ impl MSpan {
         MSpan::from_state_bits(state.load(Ordering::Relaxed))
     }
 
-    /// Sets the span's state; relaxed, for the reasons given at `state`. The caller owns
-    /// the span: under the heap lock, or a thread moving its own kept span.
+    /// `state_of` with an acquire load, which pairs with `set_state`'s release store: a
+    /// reader that sees Large here also sees every write made to the record before the
+    /// span became Large (its `start` and `npages`), for large `free`, which reads `start`
+    /// of a span it found Large without any lock (see `large::span_of`).
+    ///
+    /// # Safety
+    /// As `state_of`.
+    #[inline]
+    pub unsafe fn state_acquire_of(s: *const MSpan) -> SpanState {
+        // SAFETY: as in state_of.
+        let state = unsafe { &*ptr::addr_of!((*s).state) };
+        MSpan::from_state_bits(state.load(Ordering::Acquire))
+    }
+
+    /// Sets the span's state. The caller owns the span: under the heap lock, or a thread
+    /// moving its own kept span. Release, for `state_acquire_of` (readers under the lock
+    /// need no more than relaxed, for the reasons given at `state`).
     #[inline]
     pub fn set_state(&self, state: SpanState) {
-        self.state.store(state as u8, Ordering::Relaxed)
+        self.state.store(state as u8, Ordering::Release)
     }
 
     #[inline]
