@@ -316,7 +316,7 @@ impl SpanCache {
             unsafe {
                 invariant_eq!((*c).state(), SpanState::Cached);
                 invariant!(!(*c).released && (*c).list.is_null());
-                invariant_eq!(pagemap::span_of((*c).start), c);
+                invariant_eq!(pagemap::span_of((*c).start()), c);
                 pages += (*c).npages;
             }
         }
@@ -388,7 +388,7 @@ unsafe fn hand_out(s: *mut MSpan, size: usize, zero: bool) -> *mut u8 {
     }
     // SAFETY: s is ours (caller's contract) and its `size` bytes from `start` are mapped.
     unsafe {
-        let p = (*s).start as *mut u8;
+        let p = (*s).start() as *mut u8;
         if zero && (*s).needzero {
             p.write_bytes(0, size);
         }
@@ -495,19 +495,20 @@ pub(crate) unsafe fn usable_size(p: *mut u8, call: &'static str) -> usize {
 /// The Large span that `p` starts; otherwise `p` is reported as a bad pointer passed to
 /// `call` (e.g. `"free()"`) and the result is null.
 ///
-/// This runs without a lock on pointers the program may not own, so it reads the page
-/// map's entry and the span's state, both atomic, before anything else; the record's
-/// plain `start` only once the state said Large, for "`p` starts the span". That read is
-/// no data race: the heap writes `start` only while it owns the record, before the span
-/// becomes Large (allocating it, under the lock) or after it stopped being Large (freed
-/// to the heap, which merges it), and a thread's own kept spans go Large ↔ Cached without
-/// a write of `start`. The acquire load of the state that read Large orders the write of
-/// that Large (a release store, `set_state`) after the last write of `start` before it,
-/// and before this read; a later write of `start` comes only after the span's owner
-/// freed the object, which is to free it at the same time as this call frees a pointer
-/// into it: the program's race on that object, as a double free from two threads is.
-/// (Telling the start by the page map alone, from the page before it, costs a second
-/// lookup on every large free; this costs a compare.)
+/// This runs without a lock on pointers the program may not own, so it reads only
+/// atomics: the page map's entry, the span's state, and, once the state said Large, the
+/// span's `start`, for "`p` starts the span". What that last read sees is the span's own
+/// start: the heap writes `start` only while it owns the record, before the span becomes
+/// Large (allocating it, under the lock) or after it stopped being Large (freed to the
+/// heap, which merges it), and a thread's own kept spans go Large ↔ Cached without a
+/// write of `start`. The acquire load that read Large orders the last write of `start`
+/// before it (made before `set_state`'s release store) before this read; a later write
+/// of `start` comes only after the span's owner freed the object, so seeing it means the
+/// program freed that object at the same time as this call frees a pointer into it: the
+/// program's race on that object, as a double free from two threads is, which at worst
+/// reports the pointer or takes an object being freed for its start. (Telling the start
+/// by the page map alone, from the page before it, costs a second lookup on every large
+/// free; this costs a compare.)
 ///
 /// For a pointer the program owns, what it reads is exact: the span became Large, and
 /// its pages were mapped to it, before the object reached the program, whose handing of
@@ -530,10 +531,9 @@ unsafe fn span_of(p: *mut u8, call: &str) -> *mut MSpan {
         // SAFETY: s is a span record, which lives forever; state_acquire_of reads its
         // atomic state alone.
         match unsafe { MSpan::state_acquire_of(s) } {
-            // SAFETY: the record lives forever and s is Large: see above for why reading
-            // `start` now is no data race. Read through a raw place, not a reference to
-            // the record.
-            SpanState::Large if unsafe { ptr::addr_of!((*s).start).read() } == addr => return s,
+            // SAFETY: the record lives forever; start_of reads its atomic start alone
+            // (see above for what it may see).
+            SpanState::Large if unsafe { MSpan::start_of(s) } == addr => return s,
             SpanState::Free | SpanState::Releasing | SpanState::Cached => {
                 "double free or invalid pointer"
             }

@@ -103,7 +103,7 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
             let Some(i) = (*s).take_returned() else {
                 break;
             };
-            let o = ((*s).start + i * size) as *mut FreeObject;
+            let o = ((*s).start() + i * size) as *mut FreeObject;
             if checked && !checked::fill_intact(o as *const u8, size) {
                 os::fatal_ptr("write after free detected in the object at", o as usize);
             }
@@ -112,7 +112,7 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
             n += 1;
         }
         while n < want && (*s).freeindex < (*s).nelems {
-            let o = ((*s).start + (*s).freeindex as usize * size) as *mut FreeObject;
+            let o = ((*s).start() + (*s).freeindex as usize * size) as *mut FreeObject;
             (*o).next = *head;
             *head = o;
             (*s).freeindex += 1;
@@ -134,7 +134,7 @@ unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject, freed_by: Option<&st
     // SAFETY: the span's mcentral lock is held and o is an object of s (contract): its
     // index is within the span, and o is ours to fill once the bitmap took it back.
     unsafe {
-        let i = object_index((*s).sizeclass as usize, o as usize - (*s).start);
+        let i = object_index((*s).sizeclass as usize, o as usize - (*s).start());
         if !(*s).put_returned(i) {
             report(freed_by, "double free", o);
             return false;

@@ -323,7 +323,7 @@ impl MHeap {
         // SAFETY: s is in state Releasing: no one else touches it or its pages.
         unsafe {
             let bytes = (*s).bytes();
-            let zeroed = os::release((*s).start as *mut u8, bytes, mode);
+            let zeroed = os::release((*s).start() as *mut u8, bytes, mode);
             self.lock.lock();
             self.inner().put_released_locked(s, zeroed);
             self.lock.unlock();
@@ -477,7 +477,7 @@ impl HeapInner {
         // SAFETY: `s` is a span record of ours: its first and last pages lie in registered
         // arenas, and the heap lock serialises writers of their page-map entries.
         unsafe {
-            pagemap::set_span((*s).start, s);
+            pagemap::set_span((*s).start(), s);
             pagemap::set_span((*s).end() - PAGE_SIZE, s);
         }
     }
@@ -505,7 +505,7 @@ impl HeapInner {
                         || ((*s).npages == (*best).npages
                             && ((*best).released && !(*s).released
                                 || (*best).released == (*s).released
-                                    && (*s).start < (*best).start)))
+                                    && (*s).start() < (*best).start())))
                 {
                     best = s;
                 }
@@ -582,7 +582,7 @@ impl HeapInner {
             }
             self.remove_free(s);
             let align = align_pages << PAGE_SHIFT;
-            let head = (((*s).start + align - 1) & !(align - 1)) - (*s).start;
+            let head = (((*s).start() + align - 1) & !(align - 1)) - (*s).start();
             if head > 0 {
                 // Give back the pages before the aligned start.
                 let t = self.split_front(s, head >> PAGE_SHIFT);
@@ -622,7 +622,7 @@ impl HeapInner {
             self.stats.pages_free -= npages;
             if (*s).released {
                 self.stats.pages_released -= npages;
-                os::used((*s).start as *mut u8, (*s).bytes());
+                os::used((*s).start() as *mut u8, (*s).bytes());
                 (*s).released = false;
             }
             (*s).set_state(if sizeclass == 0 {
@@ -638,7 +638,7 @@ impl HeapInner {
                 self.stats.large_pages_total += npages as u64;
             }
             if map {
-                pagemap::set_range((*s).start, npages, s, sizeclass);
+                pagemap::set_range((*s).start(), npages, s, sizeclass);
             }
             s
         }
@@ -685,13 +685,13 @@ impl HeapInner {
             if t.is_null() {
                 return ptr::null_mut();
             }
-            (*t).start = (*s).start;
+            (*t).set_start((*s).start());
             (*t).npages = npages;
             (*t).set_state(SpanState::Free);
             (*t).needzero = (*s).needzero;
             (*t).released = (*s).released;
             (*t).free_time = (*s).free_time;
-            (*s).start += npages << PAGE_SHIFT;
+            (*s).set_start((*s).start() + (npages << PAGE_SHIFT));
             (*s).npages -= npages;
             Self::map_free_ends(t);
             Self::map_free_ends(s);
@@ -853,7 +853,7 @@ impl HeapInner {
                 let mut s = list.first;
                 while !s.is_null() {
                     let end = (*s).end();
-                    let mut a = (*s).start;
+                    let mut a = (*s).start();
                     while a < end {
                         let piece_end = ((a | (ARENA_SIZE - 1)) + 1).min(end);
                         (*pagemap::arena_of(a)).free_pages += (piece_end - a) >> PAGE_SHIFT;
@@ -915,7 +915,7 @@ impl HeapInner {
         // the arena records, our page-map entries and the span records reached through them
         // are this thread's alone; spans passed in are in the states the doc names.
         unsafe {
-            let start = (*s).start;
+            let start = (*s).start();
             let end = (*s).end();
             let first = start & !(ARENA_SIZE - 1);
             let last = (end - 1) & !(ARENA_SIZE - 1);
@@ -949,7 +949,7 @@ impl HeapInner {
             self.stats.sys_bytes -= dropped << PAGE_SHIFT;
             if keep_tail {
                 let tail = if keep_head { t } else { s };
-                (*tail).start = tail_start;
+                (*tail).set_start(tail_start);
                 (*tail).npages = (end - tail_start) >> PAGE_SHIFT;
                 (*tail).set_state(SpanState::Free);
                 (*tail).needzero = (*s).needzero;
@@ -979,7 +979,7 @@ impl HeapInner {
                 // No memory for the record: the pages stay mapped but unused.
                 return;
             }
-            (*s).start = start;
+            (*s).set_start(start);
             (*s).npages = bytes >> PAGE_SHIFT;
             (*s).set_state(SpanState::Free);
             (*s).needzero = false;
@@ -1006,7 +1006,7 @@ impl HeapInner {
                 self.stats.large_frees += 1;
                 self.stats.large_pages_inuse -= npages;
             } else {
-                pagemap::clear_info((*s).start, npages);
+                pagemap::clear_info((*s).start(), npages);
                 self.bitmaps[bitmap_index((*s).sizeclass)].free((*s).freebits as *mut u8);
                 (*s).freebits = ptr::null_mut();
             }
@@ -1032,18 +1032,18 @@ impl HeapInner {
         // the arena records, our page-map entries and the span records reached through them
         // are this thread's alone; spans passed in are in the states the doc names.
         unsafe {
-            let before = pagemap::span_of((*s).start - PAGE_SIZE);
+            let before = pagemap::span_of((*s).start() - PAGE_SIZE);
             if !before.is_null()
                 && MSpan::state_of(before) == SpanState::Free
                 && (*before).released == (*s).released
-                && (*before).end() == (*s).start
+                && (*before).end() == (*s).start()
             {
                 self.remove_free(before);
                 if (*s).npages > 1 || (*before).npages > 1 {
                     pagemap::set_span((*before).end() - PAGE_SIZE, ptr::null_mut());
-                    pagemap::set_span((*s).start, ptr::null_mut());
+                    pagemap::set_span((*s).start(), ptr::null_mut());
                 }
-                (*s).start = (*before).start;
+                (*s).set_start((*before).start());
                 (*s).npages += (*before).npages;
                 (*s).needzero |= (*before).needzero;
                 (*s).free_time = (*s).free_time.max((*before).free_time);
@@ -1053,11 +1053,11 @@ impl HeapInner {
             if !after.is_null()
                 && MSpan::state_of(after) == SpanState::Free
                 && (*after).released == (*s).released
-                && (*after).start == (*s).end()
+                && (*after).start() == (*s).end()
             {
                 self.remove_free(after);
                 pagemap::set_span((*s).end() - PAGE_SIZE, ptr::null_mut());
-                pagemap::set_span((*after).start, ptr::null_mut());
+                pagemap::set_span((*after).start(), ptr::null_mut());
                 (*s).npages += (*after).npages;
                 (*s).needzero |= (*after).needzero;
                 (*s).free_time = (*s).free_time.max((*after).free_time);
@@ -1108,7 +1108,7 @@ impl HeapInner {
                     wait_ns = wait_ns.min(min_age_ns - age);
                 } else if best.is_null()
                     || (*s).free_time < (*best).free_time
-                    || (*s).free_time == (*best).free_time && (*s).start > (*best).start
+                    || (*s).free_time == (*best).free_time && (*s).start() > (*best).start()
                 {
                     best = s;
                 }
@@ -1169,7 +1169,7 @@ impl HeapInner {
                 if t.is_null() {
                     return false;
                 }
-                (*t).start = (*s).start + (npages << PAGE_SHIFT);
+                (*t).set_start((*s).start() + (npages << PAGE_SHIFT));
                 (*t).npages = old - npages;
                 (*t).set_state(SpanState::Large);
                 (*s).npages = npages;
@@ -1188,7 +1188,7 @@ impl HeapInner {
             let mut after = pagemap::span_of((*s).end());
             if !after.is_null()
                 && MSpan::state_of(after) == SpanState::Cached
-                && (*after).start == (*s).end()
+                && (*after).start() == (*s).end()
             {
                 // Merge it back into the free lists, then look again.
                 if let Some(i) = self.cache.position(after) {
@@ -1199,7 +1199,7 @@ impl HeapInner {
             let extra = npages - old;
             if after.is_null()
                 || MSpan::state_of(after) != SpanState::Free
-                || (*after).start != (*s).end()
+                || (*after).start() != (*s).end()
                 || (*after).npages < extra
             {
                 return false;
@@ -1230,12 +1230,12 @@ impl HeapInner {
             self.stats.pages_free -= n;
             if (*t).released {
                 self.stats.pages_released -= n;
-                os::used((*t).start as *mut u8, (*t).bytes());
+                os::used((*t).start() as *mut u8, (*t).bytes());
             }
             self.stats.pages_inuse += n;
             self.stats.large_pages_inuse += n;
             self.stats.large_pages_total += n as u64;
-            pagemap::set_range((*t).start, n, s, 0);
+            pagemap::set_range((*t).start(), n, s, 0);
             (*s).npages += n;
             self.spanalloc.free(t as *mut u8);
         }
@@ -1267,16 +1267,16 @@ impl HeapInner {
                     if !sp.released {
                         last_resident = s;
                     }
-                    invariant_eq!(pagemap::span_of(sp.start), s);
+                    invariant_eq!(pagemap::span_of(sp.start()), s);
                     invariant_eq!(pagemap::span_of(sp.end() - PAGE_SIZE), s);
                     for k in 1..sp.npages.saturating_sub(1) {
-                        let a = sp.start + (k << PAGE_SHIFT);
+                        let a = sp.start() + (k << PAGE_SHIFT);
                         // Interior span pointers may be stale, never the info word.
                         invariant_eq!(pagemap::page_class(a), 0);
                     }
                     // Neighbours in the same state would have been merged.
                     for n in [
-                        pagemap::span_of(sp.start - PAGE_SIZE),
+                        pagemap::span_of(sp.start() - PAGE_SIZE),
                         pagemap::span_of(sp.end()),
                     ] {
                         if !n.is_null() && MSpan::state_of(n) == SpanState::Free {
@@ -1343,9 +1343,9 @@ mod tests {
             assert_eq!((*a).state(), SpanState::Large);
             assert_eq!((*c).state(), SpanState::Small);
             for s in [a, b, c] {
-                assert_eq!((*s).start % PAGE_SIZE, 0);
+                assert_eq!((*s).start() % PAGE_SIZE, 0);
                 for k in 0..(*s).npages {
-                    let p = (*s).start + k * PAGE_SIZE + 17;
+                    let p = (*s).start() + k * PAGE_SIZE + 17;
                     assert_eq!(pagemap::span_of(p), s);
                     assert_eq!(pagemap::page_class(p), (*s).sizeclass as usize);
                 }
@@ -1359,7 +1359,7 @@ mod tests {
             h.validate();
 
             let d = h.alloc_span_aligned(4, 1 << 20);
-            assert_eq!((*d).start % (1 << 20), 0);
+            assert_eq!((*d).start() % (1 << 20), 0);
             assert_eq!((*d).npages, 4);
             h.validate();
             // Growing in place works only when the pages after d are free.
@@ -1383,7 +1383,7 @@ mod tests {
             let npages = ARENA_SIZE * 7 / 2 / PAGE_SIZE;
             let s = HEAP.alloc_span(npages, 0);
             assert!(!s.is_null());
-            let (start, end) = ((*s).start, (*s).end());
+            let (start, end) = ((*s).start(), (*s).end());
             (start as *mut u8).write(1);
             // The arenas wholly inside the span, which no other span shares.
             let inner = start.next_multiple_of(ARENA_SIZE)..end & !(ARENA_SIZE - 1);
@@ -1411,7 +1411,7 @@ mod tests {
             let u = HEAP.alloc_span(1, 5);
             assert!(!t.is_null() && !u.is_null());
             ((*t).end() as *mut u8).sub(1).write(2);
-            ((*u).start as *mut u8).write(3);
+            ((*u).start() as *mut u8).write(3);
             HEAP.validate();
             HEAP.free_span(u);
             HEAP.free_span(t);
@@ -1450,7 +1450,7 @@ mod tests {
                         };
                         *slot = HEAP.alloc_span(pages, class);
                         assert!(!slot.is_null());
-                        ((**slot).start as *mut u8).write(1);
+                        ((**slot).start() as *mut u8).write(1);
                     }
                 }
                 HEAP.lock.lock();
@@ -1491,10 +1491,10 @@ mod tests {
             let npages = (100 << 20) / PAGE_SIZE;
             let s = HEAP.alloc_span(npages, 0);
             assert!(!s.is_null());
-            let p = (*s).start as *mut u8;
+            let p = (*s).start() as *mut u8;
             p.write(1);
             p.add((100 << 20) - 1).write(2);
-            assert_eq!(pagemap::span_of((*s).start + (80 << 20)), s);
+            assert_eq!(pagemap::span_of((*s).start() + (80 << 20)), s);
             HEAP.validate();
             HEAP.free_span(s);
             HEAP.validate();
@@ -1588,7 +1588,7 @@ mod tests {
             chunks += 1;
             // SAFETY: s is Releasing: only this thread touches it.
             unsafe {
-                let zeroed = os::release((*s).start as *mut u8, (*s).bytes(), mode);
+                let zeroed = os::release((*s).start() as *mut u8, (*s).bytes(), mode);
                 HEAP.lock.lock();
                 let t = Instant::now();
                 HEAP.inner().put_released_locked(s, zeroed);

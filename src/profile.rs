@@ -386,7 +386,7 @@ pub fn alloc_sampled(size: usize, class_size: usize) -> *mut u8 {
     unsafe {
         (*s).needzero = true;
         record(s, size);
-        (*s).start as *mut u8
+        (*s).start() as *mut u8
     }
 }
 

@@ -29,7 +29,7 @@
 //! without the heap lock (see `MSpan::state`).
 
 use core::ptr;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// A free object: its first word links it to the next.
 #[repr(C)]
@@ -67,8 +67,12 @@ pub struct MSpan {
     pub prev: *mut MSpan,
     /// The list this span is on, or null.
     pub list: *mut MSpanList,
-    /// Address of the first page.
-    pub start: usize,
+    /// Address of the first page. Atomic, and read with `start`/`start_of`, because
+    /// `free` of a pointer the program may not own reads it without a lock while the
+    /// heap may be splitting or merging that span (see `large::span_of`); every other
+    /// access is under the span's owner (the heap lock, or mcentral's for a Small span,
+    /// whose start does not change), where a relaxed load is a plain one.
+    start: AtomicUsize,
     pub npages: usize,
     /// Small: `bitmap_words(nelems)` words, a bit per object returned to this span (and
     /// not taken again). Null in every other state.
@@ -160,9 +164,34 @@ impl MSpan {
         }
     }
 
+    /// Address of the first page.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start.load(Ordering::Relaxed)
+    }
+
+    /// `start` of the record at `s` without a reference to the record, for `free` of a
+    /// pointer the program may not own (see `state_of`).
+    ///
+    /// # Safety
+    /// `s` points to a span record (records live forever).
+    #[inline]
+    pub unsafe fn start_of(s: *const MSpan) -> usize {
+        // SAFETY: s is a live record (caller's contract); only the atomic field is
+        // borrowed, and atomics may be read while other threads write them.
+        let start = unsafe { &*ptr::addr_of!((*s).start) };
+        start.load(Ordering::Relaxed)
+    }
+
+    /// Sets the first page's address; the caller owns the span (the heap lock).
+    #[inline]
+    pub fn set_start(&self, start: usize) {
+        self.start.store(start, Ordering::Relaxed)
+    }
+
     #[inline]
     pub fn end(&self) -> usize {
-        self.start + (self.npages << crate::sizeclass::PAGE_SHIFT)
+        self.start() + (self.npages << crate::sizeclass::PAGE_SHIFT)
     }
 
     #[inline]
@@ -417,7 +446,7 @@ mod tests {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
             list: ptr::null_mut(),
-            start,
+            start: AtomicUsize::new(start),
             npages: 1,
             freebits: ptr::null_mut(),
             nreturned: 0,
@@ -454,7 +483,7 @@ mod tests {
                 let mut v = vec![];
                 let mut s = l.first;
                 while !s.is_null() {
-                    v.push((*s).start);
+                    v.push((*s).start());
                     s = (*s).next;
                 }
                 v
@@ -489,7 +518,7 @@ mod tests {
             let mut order = vec![];
             let mut s = l.first;
             while !s.is_null() {
-                order.push((*s).start);
+                order.push((*s).start());
                 s = (*s).next;
             }
             assert_eq!(order, vec![0, 1, 2, 3]);
