@@ -5,8 +5,10 @@
 //! static A: goalloc::GoAlloc = goalloc::GoAlloc;
 //!
 //! fn main() {
+//!     let before = goalloc::stats::read().mallocs;
 //!     let v: Vec<u32> = (0..1000).collect();
-//!     assert_ne!(goalloc::pagemap::page_class(v.as_ptr() as usize), 0, "from goalloc");
+//!     assert!(goalloc::stats::read().mallocs > before, "the Vec came from goalloc");
+//!     drop(v);
 //! }
 //! ```
 //!
