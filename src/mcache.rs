@@ -127,21 +127,30 @@ pub struct MCache {
     trips: u32,
     /// The pthread key's value is set, so the destructor will run at thread exit.
     registered: bool,
+}
+
+/// A thread's cache and its links on `ALL`. The links lie outside the `MCache`, because
+/// other threads write them (under `CACHES`) while the owner holds a `&mut MCache`, which
+/// must cover nothing that anyone else writes. The cache is first: a pointer to the node
+/// is one to its cache.
+#[repr(C)]
+struct CacheNode {
+    cache: MCache,
     /// The list of every cache in use (`ALL`), guarded by `CACHES`.
-    next: *mut MCache,
-    prev: *mut MCache,
+    next: *mut CacheNode,
+    prev: *mut CacheNode,
 }
 
 /// Thread caches come from here (each on cache lines of its own) and go back here when
 /// their thread exits. Guarded by `CACHES`, a leaf lock.
 static CACHE_ALLOC: Guarded<FixAlloc> = Guarded::new(FixAlloc::new(
-    core::mem::size_of::<MCache>().next_multiple_of(64),
+    core::mem::size_of::<CacheNode>().next_multiple_of(64),
 ));
 pub static CACHES: Mutex = Mutex::new();
 /// The first of the caches in use, linked through `next`/`prev`; guarded by `CACHES`. In
 /// a forked child it keeps the caches of the threads that did not come along, whose
 /// counts and objects `totals` still sees.
-static ALL: Guarded<*mut MCache> = Guarded::new(ptr::null_mut());
+static ALL: Guarded<*mut CacheNode> = Guarded::new(ptr::null_mut());
 
 /// The counts of the caches that went back at their thread's exit, and of the operations
 /// of exited threads (which have no cache), per class.
@@ -326,20 +335,24 @@ fn own_cache() -> *mut MCache {
 #[inline(never)]
 fn new_cache() -> *mut MCache {
     CACHES.lock();
-    // SAFETY: CACHES is held; a fresh block of MCache's size, 64-byte aligned, is ours
-    // alone until it is linked into ALL, which CACHES guards.
+    // SAFETY: CACHES is held; a fresh block of CacheNode's size, 64-byte aligned, is ours
+    // alone until it is linked into ALL, which CACHES guards. The cache is the node's
+    // first field (`repr(C)`), so the node's pointer is the cache's.
     let p = unsafe {
-        let p = CACHE_ALLOC.get().alloc() as *mut MCache;
-        if !p.is_null() {
-            p.write(MCache::new());
+        let n = CACHE_ALLOC.get().alloc() as *mut CacheNode;
+        if !n.is_null() {
             let all = ALL.get();
-            (*p).next = *all;
+            n.write(CacheNode {
+                cache: MCache::new(),
+                next: *all,
+                prev: ptr::null_mut(),
+            });
             if !(*all).is_null() {
-                (**all).prev = p;
+                (**all).prev = n;
             }
-            *all = p;
+            *all = n;
         }
-        p
+        n as *mut MCache
     };
     CACHES.unlock();
     if p.is_null() {
@@ -653,8 +666,6 @@ impl MCache {
             active: 0,
             trips: 0,
             registered: false,
-            next: ptr::null_mut(),
-            prev: ptr::null_mut(),
         }
     }
 
@@ -1075,8 +1086,9 @@ impl MCache {
 /// (glibc repeats destructors up to `PTHREAD_DESTRUCTOR_ITERATIONS` times).
 extern "C" fn thread_exit(value: *mut libc::c_void) {
     let c = value as *mut MCache;
-    // SAFETY: the value is this exiting thread's own cache, set by `register`; once the
-    // slot no longer points to it, nothing else refers to it.
+    // SAFETY: the value is this exiting thread's own cache, set by `register` from the
+    // slot, so it is also its node's pointer (`new_cache`); once the slot no longer
+    // points to it, nothing else refers to it, and its links are CACHES's.
     unsafe {
         (*c).flush_all();
         set_slot(&EXITED.0);
@@ -1085,15 +1097,16 @@ extern "C" fn thread_exit(value: *mut libc::c_void) {
         // it off ALL, so that `totals` sees them once.
         (*c).fold_counts_locked();
         let all = ALL.get();
-        if (*c).prev.is_null() {
-            *all = (*c).next;
+        let n = c as *mut CacheNode;
+        if (*n).prev.is_null() {
+            *all = (*n).next;
         } else {
-            (*(*c).prev).next = (*c).next;
+            (*(*n).prev).next = (*n).next;
         }
-        if !(*c).next.is_null() {
-            (*(*c).next).prev = (*c).prev;
+        if !(*n).next.is_null() {
+            (*(*n).next).prev = (*n).prev;
         }
-        CACHE_ALLOC.get().free(c as *mut u8);
+        CACHE_ALLOC.get().free(n as *mut u8);
         CACHES.unlock();
     }
 }
@@ -1136,8 +1149,9 @@ pub fn totals() -> CacheTotals {
     // SAFETY: CACHES is held, so every cache on ALL stays allocated and linked; the
     // fields read from other threads' caches are atomics.
     unsafe {
-        let mut c = *ALL.get();
-        while !c.is_null() {
+        let mut n = *ALL.get();
+        while !n.is_null() {
+            let c = n as *const MCache;
             for class in 1..NUM_CLASSES {
                 t.nmalloc[class] += (*c).nmalloc(class);
                 t.cached[class] += (*c).lists[class].len() as u64;
@@ -1146,7 +1160,7 @@ pub fn totals() -> CacheTotals {
             t.large_hit_pages += (*c).large.hit_pages.load(Ordering::Relaxed);
             t.large_kept += (*c).large.len() as u64;
             t.large_kept_pages += (*c).large.total_pages() as u64;
-            c = (*c).next;
+            n = (*n).next;
         }
     }
     CACHES.unlock();
