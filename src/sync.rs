@@ -217,7 +217,10 @@ fn ticks_to_ns(t: u64) -> u64 {
     if ns == 0 || dt == 0 {
         return t;
     }
-    (t as u128 * ns as u128 / dt as u128) as u64
+    // In f64, not u128: a u128 division is a call to compiler_builtins' `__udivti3`,
+    // which on aarch64 comes with unwind tables that need `rust_eh_personality`, a symbol
+    // this panic-free library does not have. 53 bits of precision are plenty for a report.
+    (t as f64 * (ns as f64 / dt as f64)) as u64
 }
 
 fn futex_wait(word: &AtomicU32, expected: u32) {
