@@ -100,7 +100,7 @@ unsafe fn take_from_span(s: *mut MSpan, want: u32, head: &mut *mut FreeObject) -
         let size = (*s).elemsize as usize;
         let checked = checked::enabled();
         while n < want {
-            let Some(i) = (*s).take_returned() else {
+            let Some(i) = MSpan::take_returned(s) else {
                 break;
             };
             let o = ((*s).start() + i * size) as *mut FreeObject;
@@ -135,7 +135,7 @@ unsafe fn return_to_span(s: *mut MSpan, o: *mut FreeObject, freed_by: Option<&st
     // index is within the span, and o is ours to fill once the bitmap took it back.
     unsafe {
         let i = object_index((*s).sizeclass as usize, o as usize - (*s).start());
-        if !(*s).put_returned(i) {
+        if !MSpan::put_returned(s, i) {
             report(freed_by, "double free", o);
             return false;
         }

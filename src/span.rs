@@ -205,58 +205,66 @@ impl MSpan {
         self.nelems - self.alloc_count
     }
 
-    /// Marks object `i` as returned to the span. False, and nothing changed, when it was
-    /// never handed out or is already back: a double free (or a bad pointer) that reached
-    /// the span.
+    /// Marks object `i` as returned to the span `s`. False, and nothing changed, when it
+    /// was never handed out or is already back: a double free (or a bad pointer) that
+    /// reached the span.
+    ///
+    /// It takes a raw pointer, not `&mut self`: a `&mut` to the record would claim all of
+    /// it, state and start included, which other threads read without a lock (the heap
+    /// looking at a neighbour, `free` of a bad pointer); only the fields written here are
+    /// touched.
     ///
     /// # Safety
-    /// The span's owner lock is held.
+    /// `s` is a span record; the span's owner lock is held.
     #[inline]
-    pub unsafe fn put_returned(&mut self, i: usize) -> bool {
+    pub unsafe fn put_returned(s: *mut MSpan, i: usize) -> bool {
         let w = i / 64;
         let bit = 1u64 << (i % 64);
-        if i >= self.freeindex as usize {
-            return false;
-        }
-        // SAFETY: i < freeindex <= nelems, so w is within the bitmap, which the span's
-        // owner lock (held) guards.
-        let word = unsafe { &mut *self.freebits.add(w) };
-        if *word & bit != 0 {
-            return false;
-        }
-        *word |= bit;
-        self.nreturned += 1;
-        if (w as u32) < self.scan {
-            self.scan = w as u32;
+        // SAFETY: s is a record whose bitmap, cursor and counts the owner lock (held)
+        // guards; i < freeindex <= nelems, so w is within the bitmap.
+        unsafe {
+            if i >= (*s).freeindex as usize {
+                return false;
+            }
+            let word = (*s).freebits.add(w);
+            if *word & bit != 0 {
+                return false;
+            }
+            *word |= bit;
+            (*s).nreturned += 1;
+            if (w as u32) < (*s).scan {
+                (*s).scan = w as u32;
+            }
         }
         true
     }
 
-    /// Takes the lowest returned object's index, or None. Reads only the bitmap: the
-    /// objects themselves stay untouched (a linked free list would cost a dependent cache
-    /// miss per object).
+    /// Takes the lowest returned object's index of span `s`, or None. Reads only the
+    /// bitmap: the objects themselves stay untouched (a linked free list would cost a
+    /// dependent cache miss per object). A raw pointer, as for `put_returned`.
     ///
     /// # Safety
-    /// The span's owner lock is held.
+    /// `s` is a span record; the span's owner lock is held.
     #[inline]
-    pub unsafe fn take_returned(&mut self) -> Option<usize> {
-        if self.nreturned == 0 {
-            return None;
-        }
-        let mut w = self.scan as usize;
-        // SAFETY: nreturned > 0, so a set bit lies at or after the scan word, within the
-        // bitmap, which the span's owner lock (held) guards.
-        let word = unsafe {
-            while *self.freebits.add(w) == 0 {
+    pub unsafe fn take_returned(s: *mut MSpan) -> Option<usize> {
+        // SAFETY: s is a record whose bitmap, cursor and counts the owner lock (held)
+        // guards; nreturned > 0, so a set bit lies at or after the scan word, within the
+        // bitmap.
+        unsafe {
+            if (*s).nreturned == 0 {
+                return None;
+            }
+            let mut w = (*s).scan as usize;
+            while *(*s).freebits.add(w) == 0 {
                 w += 1;
             }
-            &mut *self.freebits.add(w)
-        };
-        let bits = *word;
-        *word = bits & (bits - 1);
-        self.nreturned -= 1;
-        self.scan = w as u32;
-        Some(w * 64 + bits.trailing_zeros() as usize)
+            let word = (*s).freebits.add(w);
+            let bits = *word;
+            *word = bits & (bits - 1);
+            (*s).nreturned -= 1;
+            (*s).scan = w as u32;
+            Some(w * 64 + bits.trailing_zeros() as usize)
+        }
     }
 
     /// Checks the Small invariant against the bitmap of returned objects.
@@ -555,31 +563,32 @@ mod tests {
         s.elemsize = 8;
         s.freeindex = 1024;
         s.alloc_count = 1024;
-        // SAFETY: this test owns the span.
+        let sp: *mut MSpan = &mut s;
+        // SAFETY: this test owns the span; it is used through sp alone from here.
         unsafe {
-            assert_eq!(s.take_returned(), None);
+            assert_eq!(MSpan::take_returned(sp), None);
             for i in [1023, 5, 64, 700, 63, 0] {
-                assert!(s.put_returned(i));
-                s.alloc_count -= 1;
+                assert!(MSpan::put_returned(sp, i));
+                (*sp).alloc_count -= 1;
             }
-            assert!(!s.put_returned(64), "already back");
-            s.freeindex = 1000;
-            assert!(!s.put_returned(1010), "never handed out");
-            s.freeindex = 1024;
-            s.validate_small();
-            assert_eq!(s.nreturned, 6);
-            assert_eq!(s.take_returned(), Some(0));
-            assert_eq!(s.take_returned(), Some(5));
-            s.alloc_count += 2;
+            assert!(!MSpan::put_returned(sp, 64), "already back");
+            (*sp).freeindex = 1000;
+            assert!(!MSpan::put_returned(sp, 1010), "never handed out");
+            (*sp).freeindex = 1024;
+            (*sp).validate_small();
+            assert_eq!((*sp).nreturned, 6);
+            assert_eq!(MSpan::take_returned(sp), Some(0));
+            assert_eq!(MSpan::take_returned(sp), Some(5));
+            (*sp).alloc_count += 2;
             // One returned below the cursor is still found first.
-            assert!(s.put_returned(1));
-            s.alloc_count -= 1;
-            s.validate_small();
-            let rest: Vec<usize> = core::iter::from_fn(|| s.take_returned()).collect();
+            assert!(MSpan::put_returned(sp, 1));
+            (*sp).alloc_count -= 1;
+            (*sp).validate_small();
+            let rest: Vec<usize> = core::iter::from_fn(|| MSpan::take_returned(sp)).collect();
             assert_eq!(rest, vec![1, 63, 64, 700, 1023]);
-            s.alloc_count += 5;
-            assert_eq!(s.nreturned, 0);
-            s.validate_small();
+            (*sp).alloc_count += 5;
+            assert_eq!((*sp).nreturned, 0);
+            (*sp).validate_small();
         }
     }
 }
